@@ -1,0 +1,7 @@
+"""mnist-edge device side: TFLite runtime, preprocessing, MNIST data, camera and the CLI.
+
+This package runs on a Raspberry Pi with only numpy, Pillow, typer and a TFLite runtime.
+It never imports TensorFlow or Keras.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,33 @@
+"""Training-curve plot, written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from device import atomic  # noqa: E402
+
+
+def training_curves(history: dict[str, list[float]], path: Path) -> None:
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = range(1, len(history["loss"]) + 1)
+    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        ax.plot(epochs, history[key], "o-", label=f"train {key}")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], "s--", label=f"validation {key}")
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = atomic.temp_path_for(path)
+    try:
+        fig.savefig(tmp, format="png", dpi=100)
+        atomic.commit(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
