@@ -1,0 +1,295 @@
+"""Load a TFLite MNIST classifier and run it, whatever its input and output conventions.
+
+Reads the model's own signature, so models made by other people work without options:
+- input (1,28,28,1), (1,28,28) or (1,784); float32, int8 or uint8;
+- float inputs take [0,1] pixels; quantized inputs take the quantized [0,1] pixels; a uint8
+  input without quantization parameters takes the raw 0-255 pixels;
+- softmax or logits output, float or quantized: `probabilities()` always returns 10 floats
+  summing to 1.
+
+Every model input here is a white-on-black 28x28 uint8 image, as in MNIST.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import quant
+from .errors import BadModelError, UnsupportedModelError
+from .runtime import Runtime, choose, quiet_native_stderr
+
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # MNIST classifiers are KB to a few MB
+ACCEPTED_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return quant.is_quantized(self.dtype, self.scale)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "quantization": [self.scale, self.zero_point] if self.quantized else None,
+        }
+
+
+@dataclass
+class Classifier:
+    """One interpreter for one model, reused for every image."""
+
+    path: Path
+    runtime: Runtime
+    interpreter: Any
+    input: TensorInfo
+    output: TensorInfo
+    output_kind: str  # "softmax", "logits" or "unknown" (decided per call)
+    sha256: str
+    size: int
+    _in_index: int = field(repr=False, default=0)
+    _out_index: int = field(repr=False, default=0)
+    quantized: bool = False  # weights or activations stored below float32 precision
+
+    @property
+    def input_mode(self) -> str:
+        """How pixels are fed: float01, quantized, or raw uint8."""
+        if self.input.quantized:
+            return "quantized"
+        if np.issubdtype(self.input.dtype, np.integer):
+            return "raw"
+        return "float01"
+
+    def prepare(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 images (N,28,28) -> the model's input dtype and layout, (N, *input_shape)."""
+        pixels = np.asarray(pixels)
+        n = pixels.shape[0] if pixels.ndim == 3 else 1
+        x01 = pixels.astype(np.float32) / 255.0
+        if self.input.quantized:
+            x = quant.quantize(x01, self.input.scale, self.input.zero_point, self.input.dtype)
+        elif self.input.dtype == np.uint8:
+            x = pixels.astype(np.uint8)
+        elif self.input.dtype == np.int8:
+            x = (pixels.astype(np.int16) - 128).astype(np.int8)
+        else:
+            x = x01.astype(self.input.dtype)
+        return x.reshape((n,) + self.input.shape[1:])
+
+    def run(self, prepared: np.ndarray) -> np.ndarray:
+        """One prepared input (1, ...) -> raw output (10,), in the output's own dtype."""
+        self.interpreter.set_tensor(self._in_index, prepared)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out_index).reshape(-1)
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """Raw output -> 10 probabilities, dequantized, softmax applied to logits."""
+        if self.output.quantized:
+            values = quant.dequantize(raw, self.output.scale, self.output.zero_point)
+        else:
+            values = np.asarray(raw, dtype=np.float32)
+        if self.output_kind == "logits" or (
+            self.output_kind == "unknown" and not _looks_like_probabilities(values)
+        ):
+            return softmax(values)
+        total = float(values.sum())
+        return values / total if total > 0 else np.full(10, 0.1, dtype=np.float32)
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N,10)."""
+        prepared = self.prepare(pixels)
+        out = np.empty((len(prepared), 10), dtype=np.float32)
+        for i in range(len(prepared)):
+            out[i] = self.probabilities(self.run(prepared[i : i + 1]))
+        return out
+
+    def signature(self) -> dict[str, Any]:
+        return {
+            "input": self.input.describe(),
+            "output": self.output.describe(),
+            "input_mode": self.input_mode,
+            "output_kind": self.output_kind,
+        }
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - np.max(z))
+    return (e / e.sum()).astype(np.float32)
+
+
+def _looks_like_probabilities(v: np.ndarray) -> bool:
+    return bool(v.min() >= 0 and abs(float(v.sum()) - 1.0) < 0.05)
+
+
+def load(
+    path: str | Path,
+    *,
+    runtime: Runtime | str | None = None,
+    threads: int | None = None,
+    trust_model: bool = False,
+) -> Classifier:
+    """Load, verify and allocate a model; raise BadModelError with a one-line reason."""
+    path = Path(path)
+    rt = runtime if isinstance(runtime, Runtime) else choose(runtime)
+    content = read_model_bytes(path)
+    sha = hashlib.sha256(content).hexdigest()
+    if not trust_model:
+        _check_manifest(path, sha)
+    try:
+        with quiet_native_stderr():
+            interpreter = rt.make(content, threads)
+    except (ValueError, RuntimeError) as e:
+        raise BadModelError(f"{path}: not a valid TFLite model ({_first_line(e)})") from None
+    try:
+        with quiet_native_stderr():
+            interpreter.allocate_tensors()
+    except RuntimeError as e:
+        msg = _first_line(e)
+        if "Didn't find op" in msg or "not supported" in msg.lower() or "version" in msg:
+            raise UnsupportedModelError(
+                f"{path}: the {rt} runtime cannot run this model ({msg}); "
+                "use LiteRT (pip install ai-edge-litert) or another variant of the model"
+            ) from None
+        raise BadModelError(f"{path}: cannot allocate the model ({msg})") from None
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise BadModelError(
+            f"{path}: has {len(inputs)} inputs and {len(outputs)} outputs; "
+            "an MNIST classifier has one of each"
+        )
+    tin, tout = _tensor_info(inputs[0]), _tensor_info(outputs[0])
+    if tin.shape[1:] not in ACCEPTED_INPUT_SHAPES or tin.shape[0] not in (1, -1):
+        raise BadModelError(
+            f"{path}: input shape {list(tin.shape)} is not a 28x28 image "
+            "(expected [1,28,28,1], [1,28,28] or [1,784])"
+        )
+    if int(np.prod(tout.shape[1:])) != 10:
+        raise BadModelError(f"{path}: output shape {list(tout.shape)} is not 10 classes")
+    if tin.dtype not in (np.float32, np.int8, np.uint8):
+        raise BadModelError(f"{path}: input dtype {tin.dtype} is not float32, int8 or uint8")
+    if tin.shape[0] == -1:
+        interpreter.resize_tensor_input(inputs[0]["index"], [1, *tin.shape[1:]])
+        with quiet_native_stderr():
+            interpreter.allocate_tensors()
+        tin = TensorInfo((1, *tin.shape[1:]), tin.dtype, tin.scale, tin.zero_point)
+    return Classifier(
+        path=path,
+        runtime=rt,
+        interpreter=interpreter,
+        input=tin,
+        output=tout,
+        output_kind=_output_kind(interpreter, outputs[0]["index"]),
+        quantized=_has_quantized_tensors(interpreter),
+        sha256=sha,
+        size=len(content),
+        _in_index=inputs[0]["index"],
+        _out_index=outputs[0]["index"],
+    )
+
+
+def read_model_bytes(path: Path) -> bytes:
+    """Size cap and FlatBuffer identifier checks before anything native touches the bytes."""
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise BadModelError(f"{path}: is a folder, not a .tflite model")
+        if size > MAX_MODEL_BYTES:
+            raise BadModelError(
+                f"{path}: {size} bytes is above the {MAX_MODEL_BYTES // 2**20} MiB model size cap"
+            )
+        content = path.read_bytes()
+    except FileNotFoundError:
+        raise BadModelError(f"{path}: no such model file") from None
+    except OSError as e:
+        raise BadModelError(f"{path}: cannot read ({e.strerror or e})") from None
+    if len(content) < 16 or content[4:8] != b"TFL3":
+        raise BadModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    return content
+
+
+def manifest_entry(path: Path) -> dict[str, Any] | None:
+    """The entry of `manifest.json` beside the model that names this file, if any."""
+    manifest = path.parent / MANIFEST
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return None
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, list):
+        return None
+    for entry in models:
+        if isinstance(entry, dict) and entry.get("file") == path.name:
+            return entry
+    return None
+
+
+def _check_manifest(path: Path, sha: str) -> None:
+    entry = manifest_entry(path)
+    if entry and entry.get("sha256") and entry["sha256"] != sha:
+        raise BadModelError(
+            f"{path}: SHA-256 {sha[:12]}... differs from {MANIFEST} ({entry['sha256'][:12]}...); "
+            "the file changed since it was measured (use --trust-model to run it anyway)"
+        )
+
+
+def _tensor_info(detail: dict[str, Any]) -> TensorInfo:
+    shape = tuple(int(s) for s in detail.get("shape_signature", detail["shape"]))
+    if not shape:
+        shape = tuple(int(s) for s in detail["shape"])
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    return TensorInfo(shape, np.dtype(detail["dtype"]), float(scale), int(zero_point))
+
+
+def _has_quantized_tensors(interpreter: Any) -> bool:
+    """True for int8/uint8 quantized, dynamic-range (int8 weights) and float16 models."""
+    for t in interpreter.get_tensor_details():
+        scales = t.get("quantization_parameters", {}).get("scales", ())
+        if np.dtype(t["dtype"]) in (np.float16, np.int8) or len(scales):
+            return True
+    return False
+
+
+_PASS_THROUGH = {"QUANTIZE", "DEQUANTIZE", "RESHAPE", "SQUEEZE", "IDENTITY"}
+
+
+def _output_kind(interpreter: Any, out_index: int) -> str:
+    """softmax or logits, read from the op that produces the output; unknown if hidden."""
+    try:
+        ops = interpreter._get_ops_details()
+    except Exception:  # private API: absent in some runtime versions
+        return "unknown"
+    producer = {
+        int(o): op
+        for op in ops
+        if op.get("op_name") != "DELEGATE"  # XNNPACK's fused node also lists the output
+        for o in op.get("outputs", [])
+    }
+    tensor = out_index
+    for _ in range(8):
+        op = producer.get(tensor)
+        if op is None:
+            return "unknown"
+        name = str(op.get("op_name", ""))
+        if name == "SOFTMAX":
+            return "softmax"
+        if name not in _PASS_THROUGH or not len(op.get("inputs", [])):
+            return "logits"
+        tensor = int(op["inputs"][0])
+    return "unknown"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,110 @@
+"""The one module that chooses and imports a TFLite interpreter.
+
+Order: LiteRT (`ai_edge_litert`, the maintained successor of tflite-runtime), then
+`tflite_runtime` (frozen at 2.14, the runtime older Pi images carry). `--runtime` or the
+`MNIST_EDGE_RUNTIME` environment variable forces one. Everything else receives a `Runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from .errors import RuntimeNotFoundError
+
+ENV_VAR = "MNIST_EDGE_RUNTIME"
+# name -> (module holding Interpreter, distribution name)
+RUNTIMES = {
+    "litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+}
+INSTALL_HINT = (
+    "pip install ai-edge-litert (x86_64/aarch64), or on 32-bit Raspberry Pi OS: "
+    "pip install tflite-runtime 'numpy<2' and set MNIST_EDGE_RUNTIME=tflite-runtime"
+)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    name: str
+    version: str
+    interpreter_class: Any
+
+    def make(self, model_content: bytes, threads: int | None = None) -> Any:
+        return self.interpreter_class(model_content=model_content, num_threads=threads)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}"
+
+
+_cache: dict[str, Runtime] = {}
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence what the native runtime writes to fd 2 (LiteRT prints "INFO: Created
+    TensorFlow Lite XNNPACK delegate" on allocation, and has no switch for it), so the
+    CLI's stderr carries only its own one-line messages. MNIST_EDGE_VERBOSE=1 keeps it."""
+    if os.environ.get("MNIST_EDGE_VERBOSE"):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def choose(name: str | None = None) -> Runtime:
+    """The runtime named (or in MNIST_EDGE_RUNTIME), else the first one installed."""
+    name = name or os.environ.get(ENV_VAR) or None
+    if name is not None and name not in RUNTIMES:
+        raise RuntimeNotFoundError(
+            f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}"
+        )
+    candidates = [name] if name else list(RUNTIMES)
+    problems = []
+    for candidate in candidates:
+        if candidate in _cache:
+            return _cache[candidate]
+        module_name, dist = RUNTIMES[candidate]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            problems.append(f"{candidate}: {e}")
+            continue
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        runtime = Runtime(candidate, version, module.Interpreter)
+        _cache[candidate] = runtime
+        return runtime
+    which = f"runtime {name!r} is" if name else "no TFLite runtime is"
+    raise RuntimeNotFoundError(f"{which} not installed ({'; '.join(problems)}); {INSTALL_HINT}")
+
+
+def available() -> dict[str, str]:
+    """name -> version of every runtime that imports here, or an error text."""
+    found = {}
+    for candidate in RUNTIMES:
+        try:
+            found[candidate] = choose(candidate).version
+        except RuntimeNotFoundError as e:
+            found[candidate] = f"not available ({str(e).split(';')[0]})"
+    return found
