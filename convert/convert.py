@@ -1,0 +1,234 @@
+"""Convert the trained Keras model to four TFLite models, measure them with the device
+runtime, write manifest.json and report.md, and gate the int8 model's accuracy.
+
+    python -m convert [--model models/mnist_cnn.keras] [--out models] [--max-drop 0.5]
+                      [--representative 500] [--layer-report] [--c-array] [--bundle]
+
+Exit codes: 0 all written and the gate passed; 1 the gate failed (models and manifest are
+still written, so the failure can be inspected; nothing is bundled); 2 bad input.
+Nothing is written to a final path until every model has converted and been measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from device import atomic, bench, data, evaluate
+from device import model as device_model
+from device.errors import MnistEdgeError
+
+from .report import confusion_png, report_markdown
+
+BUNDLE_DIR = Path(__file__).resolve().parent.parent / "device" / "models"
+BUNDLED = ("mnist_cnn_int8.tflite", "mnist_cnn_float32.tflite")
+PREPROCESSING = {
+    "image": "28x28 grayscale, white digit on black background (MNIST polarity)",
+    "float_input": "pixel / 255 as float32, shape (1,28,28,1)",
+    "int8_input": "q = pixel - 128 (scale 1/255, zero point -128), shape (1,28,28,1)",
+    "output": "10 softmax probabilities (int8 model: p = (q + 128) / 256)",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m convert", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models/mnist_cnn.keras", help="trained Keras model")
+    p.add_argument("--out", default=None, help="output folder (default: the model's folder)")
+    p.add_argument("--data", default=None, help="folder with the MNIST IDX files")
+    p.add_argument("--representative", type=int, default=500,
+                   help="calibration images from the train split, class-balanced (default 500)")
+    p.add_argument("--seed", type=int, default=0, help="seed for choosing them (default 0)")
+    p.add_argument("--calibration", choices=["train", "blank"], default="train",
+                   help="blank: all-zero images, a deliberately broken calibration "
+                        "that shows the gate failing")
+    p.add_argument("--max-drop", type=float, default=evaluate.MAX_DROP_PP,
+                   help="allowed accuracy drop of a quantized model, percentage points (0.5)")
+    p.add_argument("--min-agreement", type=float, default=evaluate.MIN_AGREEMENT,
+                   help="required top-1 agreement with float32 (default 0.99)")
+    p.add_argument("--layer-report", action="store_true",
+                   help="write int8_layers.csv: per-layer quantization error")
+    p.add_argument("--c-array", action="store_true",
+                   help="write mnist_cnn_int8.cc/.h for TensorFlow Lite Micro")
+    p.add_argument("--bundle", action="store_true",
+                   help=f"when the gate passes, copy the int8/float32 models into {BUNDLE_DIR}")
+    p.add_argument("--bundle-dir", default=str(BUNDLE_DIR), help=argparse.SUPPRESS)
+    p.add_argument("--runtime", default=None, help="litert or tflite-runtime (default: auto)")
+    args = p.parse_args(argv)
+    if args.representative < 1:
+        p.error("--representative must be at least 1")
+    return args
+
+
+def sha256(data_: bytes) -> str:
+    return hashlib.sha256(data_).hexdigest()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except MnistEdgeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+def run(args: argparse.Namespace) -> int:
+    model_path = Path(args.model)
+    out = Path(args.out) if args.out else model_path.parent
+    if not model_path.is_file():
+        print(f"error: {model_path}: no trained model; run `make train` first", file=sys.stderr)
+        return 2
+    test_x, test_y = data.load_split("test", args.data)
+    train_x, train_y = data.load_split("train", args.data)
+
+    import keras
+    import tensorflow as tf
+
+    from . import tflite
+
+    t_start = time.perf_counter()
+    keras_model = keras.models.load_model(model_path)
+    keras_probs = keras_model.predict(test_x.reshape(-1, 28, 28, 1) / 255.0, batch_size=1000,
+                                      verbose=0)
+    keras_pred = keras_probs.argmax(axis=1)
+    keras_acc = float((keras_pred == test_y).mean())
+    print(f"Keras model {model_path}: test accuracy {keras_acc:.4%}")
+
+    if args.calibration == "blank":
+        rep_images = np.zeros((args.representative, 28, 28), dtype=np.uint8)
+    else:
+        rep_images = tflite.representative_images(train_x, train_y, args.representative, args.seed)
+    representative = tflite.as_dataset(rep_images)
+
+    blobs: dict[str, bytes] = {}
+    convert_seconds: dict[str, float] = {}
+    for variant in tflite.VARIANTS:
+        t0 = time.perf_counter()
+        blobs[variant] = tflite.convert(keras_model, variant, representative)
+        convert_seconds[variant] = time.perf_counter() - t0
+        print(f"converted {variant:8s} {len(blobs[variant]):>9,} bytes "
+              f"in {convert_seconds[variant]:.1f} s")
+
+    # Measure every model with the device runtime, from a staging folder beside the outputs.
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
+    try:
+        entries, results = [], []
+        for variant in tflite.VARIANTS:
+            name = f"mnist_cnn_{variant}.tflite"
+            path = staging / name
+            path.write_bytes(blobs[variant])
+            clf = device_model.load(path, runtime=args.runtime, trust_model=True)
+            res = evaluate.measure(clf, test_x, test_y)
+            res.model = name
+            timing = bench.time_wrapper(clf, runs=1000)
+            bare = bench.time_bare(clf, runs=1000)
+            results.append(res)
+            entries.append({
+                "file": name,
+                "variant": variant,
+                "sha256": sha256(blobs[variant]),
+                "bytes": len(blobs[variant]),
+                **clf.signature(),
+                "test_accuracy": res.accuracy,
+                "agreement_with_keras": float((res.predictions == keras_pred).mean()),
+                "mean_abs_prob_diff_vs_keras": float(np.abs(res.probabilities - keras_probs).mean()),
+                "latency_us": timing.to_json(),
+                "bare_invoke_p50_us": round(bare.p50_us, 2),
+                "convert_seconds": round(convert_seconds[variant], 2),
+            })
+            runtime_name = str(clf.runtime)
+        passed = evaluate.apply_gate(results, args.max_drop, args.min_agreement)
+        for entry, res in zip(entries, results, strict=True):
+            entry["agreement_with_float32"] = res.agreement
+            entry["drop_pp_vs_float32"] = res.drop_pp
+            entry["gate"] = "reference" if not res.quantized else ("pass" if res.passed else "FAIL")
+
+        manifest = {
+            "schema": 1,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_model": {
+                "file": model_path.name,
+                "sha256": sha256(model_path.read_bytes()),
+                "keras_test_accuracy": keras_acc,
+            },
+            "preprocessing": PREPROCESSING,
+            "representative_data": {
+                "split": "train", "count": int(len(rep_images)), "class_balanced": True,
+                "seed": args.seed, "calibration": args.calibration,
+            },
+            "measured": {
+                "split": "test", "images": int(len(test_y)), "runtime": runtime_name,
+                "threads": "runtime default", "latency": "single image, 1000 runs after 50 warm-up",
+                "machine": platform.machine(), "python": platform.python_version(),
+            },
+            "tools": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                      "numpy": np.__version__},
+            "gate": {
+                "reference": "mnist_cnn_float32.tflite", "max_drop_pp": args.max_drop,
+                "min_agreement": args.min_agreement, "passed": passed,
+                "failures": [f"{r.model}: {r.reason}" for r in results if not r.passed],
+            },
+            "models": entries,
+        }
+
+        # Everything converted and measured: now write the final files, manifest last.
+        for variant in tflite.VARIANTS:
+            atomic.write_bytes(out / f"mnist_cnn_{variant}.tflite", blobs[variant])
+        extras = []
+        if args.c_array:
+            from .c_array import write_c_array
+
+            extras += write_c_array(blobs["int8"], out, "mnist_cnn_int8")
+        layer_rows = None
+        if args.layer_report:
+            from .layers import layer_report
+
+            debug = tflite.as_dataset(rep_images[:100])
+            layer_rows = layer_report(keras_model, representative, debug, out / "int8_layers.csv")
+            extras.append(out / "int8_layers.csv")
+        int8 = results[tflite.VARIANTS.index("int8")]
+        confusion_png(test_y, int8.predictions, out / "confusion_int8.png",
+                      title=f"int8 model, test accuracy {int8.accuracy:.2%}")
+        atomic.write_text(out / "report.md", report_markdown(manifest, layer_rows))
+        atomic.write_json(out / "manifest.json", manifest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    print()
+    print(report_markdown(manifest, layer_rows, brief=True))
+    for path in extras:
+        print(f"wrote {path}")
+    print(f"wrote {out}/manifest.json, report.md, confusion_int8.png "
+          f"({time.perf_counter() - t_start:.1f} s in all)")
+    if not passed:
+        for failure in manifest["gate"]["failures"]:
+            print(f"GATE FAILED: {failure}", file=sys.stderr)
+        return 1
+    print(f"gate passed: every quantized model within {args.max_drop} pp of float32 "
+          f"and agreeing on >= {args.min_agreement:.0%} of test images")
+    if args.bundle:
+        bundle(out, Path(args.bundle_dir), manifest)
+    return 0
+
+
+def bundle(out: Path, target: Path, manifest: dict) -> None:
+    """Copy the default device models and their manifest entries into the package."""
+    for name in BUNDLED:
+        atomic.copy_file(out / name, target / name)
+    slim = dict(manifest, models=[m for m in manifest["models"] if m["file"] in BUNDLED])
+    atomic.write_json(target / "manifest.json", slim)
+    print(f"bundled {', '.join(BUNDLED)} and manifest.json into {target}")
