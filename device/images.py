@@ -1,0 +1,117 @@
+"""Read image files safely into a grayscale float array in [0, 1].
+
+- Only the decoders this tool needs are allowed (PNG, JPEG, BMP, GIF, WebP, PNM); TIFF, PSD,
+  EPS, FITS and the rest are refused before any of their code runs.
+- A huge declared size is refused before decoding (Pillow's pixel cap lowered, its
+  decompression-bomb warning made an error), and so is a huge file.
+- EXIF orientation is applied; alpha is composited on white; palette, CMYK and 16-bit images
+  are converted by value (16-bit scaled to [0,1], not clipped); animations give their first frame.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from .errors import BadImageError
+
+ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "PPM")
+MAX_PIXELS = 40_000_000  # a 40 MP photo; larger declared sizes are refused unread
+MAX_FILE_BYTES = 64 * 1024 * 1024
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
+
+
+def load_gray(path: str | Path) -> np.ndarray:
+    """The image at `path` as float32 (H, W) in [0, 1], 0 black and 1 white."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BadImageError(f"{path}: no such file") from None
+    except OSError as e:
+        raise BadImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    if path.is_dir():
+        raise BadImageError(f"{path}: is a folder, not an image")
+    if size == 0:
+        raise BadImageError(f"{path}: empty file (0 bytes)")
+    if size > MAX_FILE_BYTES:
+        raise BadImageError(f"{path}: {size} bytes is above the {MAX_FILE_BYTES >> 20} MiB cap")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise BadImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    return decode_gray(data, str(path))
+
+
+def decode_gray(data: bytes, name: str = "<image>") -> np.ndarray:
+    """Decode image bytes; every failure becomes one BadImageError naming `name`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            old_cap = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            try:
+                with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+                    img.seek(0)  # animated GIF/PNG/WebP: the first frame
+                    img.load()
+                    return to_gray(ImageOps.exif_transpose(img))
+            finally:
+                Image.MAX_IMAGE_PIXELS = old_cap
+    except Image.UnidentifiedImageError:
+        raise BadImageError(
+            f"{name}: not an image in a supported format ({', '.join(ALLOWED_FORMATS)})"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImageError(
+            f"{name}: declared size is above the {MAX_PIXELS // 1_000_000} MP limit "
+            "(possible decompression bomb)"
+        ) from None
+    except BadImageError:
+        raise
+    except MemoryError:
+        raise BadImageError(f"{name}: too large to decode") from None
+    except Exception as e:  # Pillow raises OSError, SyntaxError, ValueError, EOFError...
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "truncated" in reason or isinstance(e, EOFError):
+            reason = f"truncated or incomplete image data ({reason})"
+        raise BadImageError(f"{name}: cannot decode ({reason})") from None
+
+
+def to_gray(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode -> float32 (H, W) in [0, 1]."""
+    mode = img.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float32)
+        return np.clip(arr / 65535.0, 0.0, 1.0)  # 16-bit scaled, not clipped at 255
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float32)
+        hi = float(arr.max()) if arr.size else 1.0
+        return np.clip(arr / (hi if hi > 1.0 else 1.0), 0.0, 1.0)
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV", "1"):
+        img = img.convert("RGB" if mode != "1" else "L")
+    elif mode == "PA":
+        img = img.convert("RGBA")
+    elif mode not in ("L", "LA", "RGB", "RGBA", "RGBa", "La"):
+        img = img.convert("RGBA")
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        return arr
+    if arr.shape[2] in (2, 4):  # composite on white: c*a + 1*(1-a)
+        alpha = arr[..., -1:]
+        arr = arr[..., :-1] * alpha + (1.0 - alpha)
+    if arr.shape[2] == 1:
+        return arr[..., 0]
+    return arr @ _LUMA
+
+
+def rgb_to_gray(frame: np.ndarray) -> np.ndarray:
+    """A uint8 camera frame (H,W,3) or (H,W) -> float32 (H,W) in [0,1]."""
+    if frame.ndim == 2:
+        return frame.astype(np.float32) / 255.0
+    return (frame[..., :3].astype(np.float32) @ _LUMA) / 255.0

@@ -1,0 +1,222 @@
+"""Turn a real photo, scan or drawing into what the model saw in training: a 28x28 uint8
+image of a white digit on black, as MNIST was made.
+
+Steps (LeCun et al.): detect the background polarity and invert dark-on-light images;
+stretch the contrast; threshold to find the digit; crop it; fit its longer side to 20 px
+keeping the aspect ratio; paste it into 28x28 so that its centre of mass is the centre.
+A 28x28 input that already looks like MNIST passes through unchanged.
+
+Finding blobs works on a small analysis grid (longer side <= 128 px) with run-length
+connected components, so a camera frame costs a few milliseconds; the crop itself is cut
+from the full-resolution image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+GRID = 128  # longer side of the analysis grid
+BOX = 20  # MNIST: digits fit in 20x20 ...
+SIZE = 28  # ... centred in 28x28
+MIN_CONTRAST = 0.15  # digit minus background, on a 0..1 scale; below this: blank
+MIN_THRESHOLD = 0.3  # after stretching, a pixel must reach this to count as ink
+
+
+@dataclass(frozen=True)
+class Digit:
+    pixels: np.ndarray  # uint8 (28, 28), white on black
+    bbox: tuple[int, int, int, int]  # x, y, width, height in the input image
+
+
+@dataclass(frozen=True)
+class _Blob:
+    x0: int
+    y0: int
+    x1: int  # exclusive
+    y1: int
+    area: int
+
+    def union(self, other: _Blob) -> _Blob:
+        return _Blob(min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1),
+                     max(self.y1, other.y1), self.area + other.area)
+
+    @property
+    def height(self) -> int:
+        return self.y1 - self.y0
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+def find_digits(gray: np.ndarray, multi: bool = False) -> list[Digit]:
+    """gray float (H,W) in [0,1] -> the digit (or, with multi, every digit left to right).
+
+    Returns [] when there is no digit-like blob (blank page, flat frame)."""
+    if gray.shape == (SIZE, SIZE) and not multi and _looks_like_mnist(gray):
+        return [Digit(np.round(gray * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
+    ink = _ink(gray)
+    if ink is None:
+        return []
+    if gray.shape == (SIZE, SIZE) and not multi:
+        # A 28x28 digit drawn dark on light: only the polarity changes.
+        return [Digit(np.round(ink * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
+    grid, factor = _downscale(ink)
+    mask = grid >= max(MIN_THRESHOLD, _otsu(grid))
+    blobs = _components(mask)
+    blobs = [b for b in blobs if b.area >= max(3, mask.size // 4000)]
+    if not blobs:
+        return []
+    groups = _group_digits(blobs) if multi else [_main_digit(blobs)]
+    tallest = max(g.height for g in groups)
+    digits = []
+    for g in sorted(groups, key=lambda b: b.x0):
+        if multi and g.height < 0.4 * tallest:  # dots, dashes, specks beside real digits
+            continue
+        x0, y0 = g.x0 * factor, g.y0 * factor
+        x1 = min(ink.shape[1], g.x1 * factor)
+        y1 = min(ink.shape[0], g.y1 * factor)
+        crop = ink[y0:y1, x0:x1]
+        pixels = _fit_and_centre(crop)
+        if pixels is not None:
+            digits.append(Digit(pixels, (int(x0), int(y0), int(x1 - x0), int(y1 - y0))))
+    return digits
+
+
+def _looks_like_mnist(gray: np.ndarray) -> bool:
+    """Dark border, some bright ink: an MNIST-style 28x28 array."""
+    border = np.concatenate([gray[:2].ravel(), gray[-2:].ravel(), gray[:, :2].ravel(),
+                             gray[:, -2:].ravel()])
+    return float(border.mean()) < 0.1 and float(gray.max()) > 0.5
+
+
+def _ink(gray: np.ndarray) -> np.ndarray | None:
+    """Ink as bright on black, stretched to [0,1]; None when there is too little contrast."""
+    h, w = gray.shape
+    edge = max(1, min(h, w) // 20)
+    border = np.concatenate([gray[:edge].ravel(), gray[-edge:].ravel(),
+                             gray[:, :edge].ravel(), gray[:, -edge:].ravel()])
+    background = float(np.median(border))
+    if background > 0.5:
+        gray = 1.0 - gray  # dark digit on light paper -> light on dark, like MNIST
+        background = 1.0 - background
+    top = float(gray.max())
+    if top - background < MIN_CONTRAST:
+        return None
+    return np.clip((gray - background) / (top - background), 0.0, 1.0).astype(np.float32)
+
+
+def _downscale(img: np.ndarray) -> tuple[np.ndarray, int]:
+    """Block-mean downscale by an integer factor so the longer side is <= GRID."""
+    factor = max(1, -(-max(img.shape) // GRID))
+    if factor == 1:
+        return img, 1
+    h, w = (img.shape[0] // factor) * factor, (img.shape[1] // factor) * factor
+    if h == 0 or w == 0:
+        return img, 1
+    blocks = img[:h, :w].reshape(h // factor, factor, w // factor, factor)
+    return blocks.max(axis=(1, 3)) * 0.5 + blocks.mean(axis=(1, 3)) * 0.5, factor
+
+
+def _otsu(img: np.ndarray, bins: int = 64) -> float:
+    hist, edges = np.histogram(img, bins=bins, range=(0.0, 1.0))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centres)
+    mean0 = m0 / np.maximum(w0, 1)
+    mean1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mean0 - mean1) ** 2
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def _components(mask: np.ndarray) -> list[_Blob]:
+    """8-connected components from row runs, joined with a small union-find."""
+    runs: list[tuple[int, int, int]] = []  # (row, start, end exclusive)
+    parent: list[int] = []
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    prev: list[int] = []
+    padded = np.zeros(mask.shape[1] + 2, dtype=np.int8)
+    for y, row in enumerate(mask):
+        padded[1:-1] = row
+        d = np.diff(padded)
+        starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+        current = []
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            idx = len(runs)
+            runs.append((y, s, e))
+            parent.append(idx)
+            for j in prev:
+                _, ps, pe = runs[j]
+                if ps <= e and s <= pe:  # overlap, diagonal neighbours included
+                    a, b = find(idx), find(j)
+                    if a != b:
+                        parent[a] = b
+            current.append(idx)
+        prev = current
+    boxes: dict[int, list[int]] = {}
+    for i, (y, s, e) in enumerate(runs):
+        box = boxes.setdefault(find(i), [s, y, e, y + 1, 0])
+        box[0], box[1] = min(box[0], s), min(box[1], y)
+        box[2], box[3] = max(box[2], e), max(box[3], y + 1)
+        box[4] += e - s
+    return [_Blob(*v) for v in boxes.values()]
+
+
+def _main_digit(blobs: list[_Blob]) -> _Blob:
+    """The largest blob, joined by the strokes near it (a 5's cap, a broken 4)."""
+    blobs = sorted(blobs, key=lambda b: b.area, reverse=True)
+    main = blobs[0]
+    for b in blobs[1:]:
+        gap = 0.3 * max(main.height, main.width)
+        near = (b.x0 <= main.x1 + gap and main.x0 <= b.x1 + gap
+                and b.y0 <= main.y1 + gap and main.y0 <= b.y1 + gap)
+        if near and b.area >= 0.05 * main.area:
+            main = main.union(b)
+    return main
+
+
+def _group_digits(blobs: list[_Blob]) -> list[_Blob]:
+    """Blobs whose columns overlap by more than half the narrower one are one digit."""
+    groups: list[_Blob] = []
+    for b in sorted(blobs, key=lambda b: b.x0):
+        for i, g in enumerate(groups):
+            overlap = min(g.x1, b.x1) - max(g.x0, b.x0)
+            if overlap > 0.5 * min(g.width, b.width):
+                groups[i] = g.union(b)
+                break
+        else:
+            groups.append(b)
+    return groups
+
+
+def _fit_and_centre(crop: np.ndarray) -> np.ndarray | None:
+    """Longer side to 20 px (aspect kept), then centre of mass at the centre of 28x28."""
+    h, w = crop.shape
+    if h == 0 or w == 0 or float(crop.max()) <= 0:
+        return None
+    crop = np.where(crop >= MIN_THRESHOLD * 0.5, crop, 0.0).astype(np.float32)
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    small = np.asarray(Image.fromarray(crop, mode="F").resize((nw, nh), resample))
+    total = float(small.sum())
+    if total <= 0:
+        return None
+    ys, xs = np.indices(small.shape)
+    cy, cx = float((ys * small).sum() / total), float((xs * small).sum() / total)
+    top = int(np.clip(round(SIZE / 2 - 0.5 - cy), 0, SIZE - nh))
+    left = int(np.clip(round(SIZE / 2 - 0.5 - cx), 0, SIZE - nw))
+    out = np.zeros((SIZE, SIZE), dtype=np.float32)
+    out[top : top + nh, left : left + nw] = small
+    out /= max(float(out.max()), 1e-6)
+    return np.round(out * 255).astype(np.uint8)
