@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+INTEROP = SHARED / "interop"
+BUNDLED = ROOT / "device" / "models"
+
+
+def mnist_dir() -> Path:
+    """Full MNIST (train + test): MNIST_EDGE_DATA, else ../shared/mnist."""
+    return Path(os.environ.get("MNIST_EDGE_DATA") or SHARED / "mnist")
+
+
+@pytest.fixture(scope="session")
+def test_split():
+    from device import data
+
+    return data.load_split("test", data.BUNDLED_DIR)
+
+
+@pytest.fixture(scope="session")
+def int8_model():
+    from device import model
+
+    path = BUNDLED / "mnist_cnn_int8.tflite"
+    if not path.is_file():
+        pytest.fail("no bundled int8 model: run `make bundle`")
+    return model.load(path)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's real cache, and none downloads."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def photo_of(digit: np.ndarray, seed: int = 0, size: int = 200) -> np.ndarray:
+    """A dark-on-light, noisy, off-centre float image of an MNIST digit."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    ink = np.asarray(Image.fromarray(digit).resize((size // 2, size // 2)), np.float32) / 255
+    canvas = np.zeros((size, int(size * 1.3)), np.float32)
+    oy, ox = rng.integers(5, size // 2 - 5), rng.integers(5, canvas.shape[1] - size // 2 - 5)
+    canvas[oy : oy + size // 2, ox : ox + size // 2] = ink
+    photo = 0.9 - 0.75 * canvas + rng.normal(0, 0.02, canvas.shape)
+    return np.clip(photo, 0, 1).astype(np.float32)

@@ -1,0 +1,150 @@
+"""Preprocessing: golden 28x28 outputs for real-world inputs, MNIST-style invariants, and
+accuracy on photo-like renders of MNIST test digits.
+
+Regenerate the golden arrays after a deliberate change: MNIST_EDGE_REGEN_GOLDEN=1 pytest
+tests/test_preprocess.py (then look at the diff of tests/golden/ before committing)."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from device import images, preprocess
+
+from .conftest import photo_of
+
+GOLDEN = Path(__file__).parent / "golden"
+REGEN = bool(os.environ.get("MNIST_EDGE_REGEN_GOLDEN"))
+
+
+def _digit(test_split, i=0):
+    return test_split[0][i]
+
+
+def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def case_rgba_transparent(digit):
+    """A drawing-app export: black strokes on a transparent background."""
+    big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.BICUBIC))
+    rgba = np.zeros((112, 112, 4), np.uint8)
+    rgba[..., 3] = big
+    return _encode(Image.fromarray(rgba, "RGBA"), "PNG")
+
+
+def case_16bit_ramp(digit):
+    """A 16-bit scan: dark ink over a paper background that ramps across the page."""
+    big = np.asarray(Image.fromarray(digit).resize((84, 84), Image.BICUBIC), np.float64) / 255
+    paper = np.linspace(50000, 62000, 84)[None, :].repeat(84, 0)
+    arr = (paper * (1 - 0.85 * big)).astype(np.uint16)
+    return _encode(Image.fromarray(arr), "PNG")
+
+
+def case_exif_rotated(digit):
+    """A phone photo stored sideways with EXIF orientation 6 (rotate 90 CW to view)."""
+    photo = (photo_of(digit, seed=3) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = Image.fromarray(photo).transpose(Image.Transpose.ROTATE_90)
+    return _encode(stored, "JPEG", quality=92, exif=exif)
+
+
+def case_white_on_black(digit):
+    """Chalk on a blackboard: light digit, dark background, larger than MNIST."""
+    big = np.asarray(Image.fromarray(digit).resize((90, 90), Image.BILINEAR), np.float64)
+    canvas = np.full((150, 150), 25.0)
+    canvas[30:120, 30:120] += big * 0.85
+    return _encode(Image.fromarray(canvas.astype(np.uint8)), "PNG")
+
+
+def case_off_centre(digit):
+    """A small digit in the bottom-right corner of a large white page."""
+    canvas = np.full((300, 400), 240, np.uint8)
+    small = np.asarray(Image.fromarray(digit).resize((56, 56), Image.BICUBIC))
+    canvas[220:276, 320:376] = 240 - (small * 0.9).astype(np.uint8)
+    return _encode(Image.fromarray(canvas), "PNG")
+
+
+CASES = [case_rgba_transparent, case_16bit_ramp, case_exif_rotated, case_white_on_black,
+         case_off_centre]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
+def test_golden(case, test_split, int8_model):
+    digit = _digit(test_split)  # a 7
+    found = preprocess.find_digits(images.decode_gray(case(digit)))
+    assert len(found) == 1
+    pixels = found[0].pixels
+    golden = GOLDEN / f"{case.__name__[5:]}.npy"
+    if REGEN or not golden.exists():
+        if not REGEN:
+            pytest.fail(f"{golden} missing: run with MNIST_EDGE_REGEN_GOLDEN=1")
+        GOLDEN.mkdir(exist_ok=True)
+        np.save(golden, pixels)
+    expected = np.load(golden)
+    diff = np.abs(pixels.astype(int) - expected.astype(int))
+    assert diff.max() <= 12 and diff.mean() <= 1.0, f"max {diff.max()}, mean {diff.mean():.2f}"
+    _assert_mnist_like(pixels)
+    assert int8_model.predict(pixels)[0].argmax() == 7
+
+
+def _assert_mnist_like(pixels):
+    assert pixels.shape == (28, 28) and pixels.dtype == np.uint8
+    assert pixels.max() == 255
+    ys, xs = np.nonzero(pixels)
+    assert max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1) in (19, 20, 21)
+    w = pixels.astype(float)
+    cy, cx = (np.indices(w.shape) * w).sum(axis=(1, 2)) / w.sum()
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+
+
+def test_mnist_array_passes_through_unchanged(test_split):
+    digit = _digit(test_split, 5)
+    found = preprocess.find_digits(digit / 255.0)
+    assert np.array_equal(found[0].pixels, digit)
+
+
+def test_inverted_28x28_only_changes_polarity(test_split):
+    digit = _digit(test_split, 5)
+    found = preprocess.find_digits(1.0 - digit / 255.0)
+    assert np.abs(found[0].pixels.astype(int) - digit.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 1.0])
+def test_blank_images_have_no_digit(value):
+    assert preprocess.find_digits(np.full((120, 160), value, np.float32)) == []
+
+
+def test_paper_texture_is_not_a_digit():
+    rng = np.random.default_rng(1)
+    noise = np.clip(0.85 + rng.normal(0, 0.02, (200, 200)), 0, 1).astype(np.float32)
+    assert preprocess.find_digits(noise) == []
+
+
+def test_photo_like_accuracy(test_split, int8_model):
+    """Photo-like renders of 300 test digits keep MNIST-level accuracy."""
+    x, y = test_split
+    hits = 0
+    for i in range(300):
+        found = preprocess.find_digits(photo_of(x[i], seed=i))
+        hits += bool(found) and int(int8_model.predict(found[0].pixels)[0].argmax()) == y[i]
+    assert hits / 300 >= 0.97
+
+
+def test_multi_reads_left_to_right(test_split, int8_model):
+    x, y = test_split
+    row = np.concatenate([np.pad(x[i], ((4, 4), (6, 6))) for i in (3, 2, 1, 0)], axis=1)
+    big = np.asarray(Image.fromarray(row).resize((row.shape[1] * 3, row.shape[0] * 3)))
+    found = preprocess.find_digits(1.0 - big / 255.0, multi=True)
+    digits = [int(int8_model.predict(d.pixels)[0].argmax()) for d in found]
+    assert digits == [int(y[i]) for i in (3, 2, 1, 0)]
+    lefts = [d.bbox[0] for d in found]
+    assert lefts == sorted(lefts)
