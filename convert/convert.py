@@ -100,7 +100,12 @@ def run(args: argparse.Namespace) -> int:
     from . import tflite
 
     t_start = time.perf_counter()
-    keras_model = keras.models.load_model(model_path)
+    try:
+        keras_model = keras.models.load_model(model_path)
+    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors...
+        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        print(f"error: {model_path}: cannot load the Keras model ({reason})", file=sys.stderr)
+        return 2
     keras_probs = keras_model.predict(test_x.reshape(-1, 28, 28, 1) / 255.0, batch_size=1000,
                                       verbose=0)
     keras_pred = keras_probs.argmax(axis=1)

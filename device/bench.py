@@ -27,14 +27,14 @@ def sample_images(n: int = 64, seed: int = 0) -> np.ndarray:
 
 
 def time_wrapper(clf: Classifier, runs: int = 1000, warmup: int = 50) -> Timing:
-    """The CLI's own path: prepare + set/invoke/get + probabilities, per image."""
+    """The CLI's own path: pixels -> input, set/invoke/get, probabilities, per image."""
     images = sample_images()
     for i in range(warmup):
-        clf.predict(images[i % len(images)])
+        clf.predict_one(images[i % len(images)])
     samples = np.empty(runs)
     for i in range(runs):
         t0 = time.perf_counter_ns()
-        clf.predict(images[i % len(images)])
+        clf.predict_one(images[i % len(images)])
         samples[i] = time.perf_counter_ns() - t0
     return _summary(samples)
 

@@ -31,7 +31,7 @@ class Prediction:
 
 
 def predict_pixels(clf: Classifier, digit: preprocess.Digit) -> Prediction:
-    probs = clf.predict(digit.pixels)[0]
+    probs = clf.predict_one(digit.pixels)
     d = int(np.argmax(probs))
     return Prediction(d, float(probs[d]), [round(float(p), 6) for p in probs], digit.bbox,
                       digit.pixels)

@@ -164,7 +164,8 @@ def classify(
         else:
             typer.echo(f"{path}: {first.digit} ({first.confidence:.1%})")
     if failed:
-        say(f"{failed} of {len(paths)} files could not be classified")
+        if len(paths) > 1:
+            say(f"{failed} of {len(paths)} files could not be classified")
         raise typer.Exit(2)
 
 
@@ -252,7 +253,7 @@ def check(
             agree = "—" if r.agreement is None else f"{r.agreement:.2%}"
             drop = "—" if r.drop_pp is None else f"{r.drop_pp:+.2f}"
             gate = "ref" if not r.quantized else ("pass" if r.passed else "FAIL")
-            typer.echo(f"{r.model[-50:]:50s} {r.accuracy:9.2%} {agree:>10s} {drop:>8s}  {gate}")
+            typer.echo(f"{Path(r.model).name:50s} {r.accuracy:9.2%} {agree:>10s} {drop:>8s}  {gate}")
         typer.echo(f"{len(labels):,} test images; gate {'passed' if passed else 'FAILED'} "
                    f"(max drop {max_drop} pp, min agreement {min_agreement:.0%})")
     for r in results:
@@ -298,7 +299,7 @@ def bench(
     typer.echo(f"{'model':44s} {'p50 µs':>8s} {'p95 µs':>8s} {'p99 µs':>8s} {'img/s':>8s} "
                f"{'bytes':>9s} {'vs ref':>7s} {'vs bare':>8s}")
     for r in rows:
-        typer.echo(f"{r['model'][-44:]:44s} {r['p50_us']:8.1f} {r['p95_us']:8.1f} "
+        typer.echo(f"{Path(r['model']).name:44s} {r['p50_us']:8.1f} {r['p95_us']:8.1f} "
                    f"{r['p99_us']:8.1f} {r['throughput_per_s']:8.0f} {r['bytes']:9,} "
                    f"{r['p50_vs_reference']:6.2f}× {r['wrapper_over_bare']:7.2f}×")
     typer.echo(f"runtime {rows[0]['runtime']}, threads {threads or 'default'}, {runs} runs "

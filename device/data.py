@@ -108,7 +108,7 @@ def locate(split: str, data_dir: str | Path | None = None, *, download: bool = T
             return [p for p in found if p is not None]
     if not download:
         raise DataNotFoundError(_missing_message(names, cache_dir(), "downloads are off"))
-    return [_download(n, cache_dir()) for n in names]
+    return [download_file(n, cache_dir()) for n in names]
 
 
 def _missing_message(names: tuple[str, ...], cache: Path, why: str) -> str:
@@ -119,7 +119,8 @@ def _missing_message(names: tuple[str, ...], cache: Path, why: str) -> str:
     )
 
 
-def _download(name: str, cache: Path) -> Path:
+def download_file(name: str, cache: Path) -> Path:
+    """Fetch `name`.gz from the first mirror that serves verified bytes, into `cache`."""
     target = cache / f"{name}.gz"
     errors = []
     for mirror in MIRRORS:

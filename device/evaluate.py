@@ -45,14 +45,14 @@ def predict_all(
     clf: Classifier, images: np.ndarray, progress: Callable[[int], None] | None = None
 ) -> np.ndarray:
     """Probabilities (N,10) for uint8 images (N,28,28), one invoke per image."""
-    prepared = clf.prepare(images)
-    out = np.empty((len(prepared), 10), dtype=np.float32)
+    images = np.asarray(images, dtype=np.uint8)
+    out = np.empty((len(images), 10), dtype=np.float32)
     step = 500
-    for start in range(0, len(prepared), step):
-        for i in range(start, min(start + step, len(prepared))):
-            out[i] = clf.probabilities(clf.run(prepared[i : i + 1]))
+    for start in range(0, len(images), step):
+        for i in range(start, min(start + step, len(images))):
+            out[i] = clf.predict_one(images[i])
         if progress:
-            progress(min(step, len(prepared) - start))
+            progress(min(step, len(images) - start))
     return out
 
 

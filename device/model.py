@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,20 +74,38 @@ class Classifier:
             return "raw"
         return "float01"
 
+    def __post_init__(self) -> None:
+        # Per-pixel and per-output-code lookup tables: the hot path is two fancy indexes,
+        # not float conversions, so the wrapper costs little beyond invoke() itself.
+        self._in_lut = self._input_table()
+        self._out_lut = self._output_table()
+        self._in_shape = (1, *self.input.shape[1:])
+        self._post = self._choose_post()
+
+    def _input_table(self) -> np.ndarray:
+        """Model input value for each pixel 0..255, following the module docstring."""
+        pixels = np.arange(256, dtype=np.uint8)
+        if self.input.quantized:
+            return quant.quantize(pixels / 255.0, self.input.scale, self.input.zero_point,
+                                  self.input.dtype)
+        if self.input.dtype == np.uint8:
+            return pixels  # no quantization parameters: raw 0-255 pixels
+        if self.input.dtype == np.int8:
+            return (pixels.astype(np.int16) - 128).astype(np.int8)
+        return (pixels / np.float32(255.0)).astype(self.input.dtype)
+
+    def _output_table(self) -> np.ndarray | None:
+        """Dequantized value for each 8-bit output code, indexed by the code's bytes."""
+        if self.output.quantized and self.output.dtype.itemsize == 1:
+            codes = np.arange(256, dtype=np.uint8).view(self.output.dtype)
+            return quant.dequantize(codes, self.output.scale, self.output.zero_point)
+        return None
+
     def prepare(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 images (N,28,28) -> the model's input dtype and layout, (N, *input_shape)."""
-        pixels = np.asarray(pixels)
+        pixels = np.asarray(pixels, dtype=np.uint8)
         n = pixels.shape[0] if pixels.ndim == 3 else 1
-        x01 = pixels.astype(np.float32) / 255.0
-        if self.input.quantized:
-            x = quant.quantize(x01, self.input.scale, self.input.zero_point, self.input.dtype)
-        elif self.input.dtype == np.uint8:
-            x = pixels.astype(np.uint8)
-        elif self.input.dtype == np.int8:
-            x = (pixels.astype(np.int16) - 128).astype(np.int8)
-        else:
-            x = x01.astype(self.input.dtype)
-        return x.reshape((n,) + self.input.shape[1:])
+        return self._in_lut[pixels].reshape((n,) + self.input.shape[1:])
 
     def run(self, prepared: np.ndarray) -> np.ndarray:
         """One prepared input (1, ...) -> raw output (10,), in the output's own dtype."""
@@ -95,25 +114,48 @@ class Classifier:
         return self.interpreter.get_tensor(self._out_index).reshape(-1)
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output -> 10 probabilities, dequantized, softmax applied to logits."""
-        if self.output.quantized:
-            values = quant.dequantize(raw, self.output.scale, self.output.zero_point)
-        else:
-            values = np.asarray(raw, dtype=np.float32)
-        if self.output_kind == "logits" or (
-            self.output_kind == "unknown" and not _looks_like_probabilities(values)
-        ):
-            return softmax(values)
-        total = float(values.sum())
-        return values / total if total > 0 else np.full(10, 0.1, dtype=np.float32)
+        """Raw output (10,) -> 10 probabilities: dequantized, softmax applied to logits.
+
+        A quantized softmax is returned as dequantized (it sums to 1 within a step or two of
+        the output scale, e.g. 1/256); a float softmax as is; logits go through softmax."""
+        return self._post(raw)
+
+    def _choose_post(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Decided once per model, so the per-image path has no branches."""
+        lut, out = self._out_lut, self.output
+
+        def dequantized(raw: np.ndarray) -> np.ndarray:
+            if lut is not None:
+                return lut[raw.view(np.uint8)]
+            if out.quantized:
+                return quant.dequantize(raw, out.scale, out.zero_point)
+            return np.asarray(raw, dtype=np.float32)
+
+        if self.output_kind == "softmax":
+            return dequantized
+        if self.output_kind == "logits":
+            return lambda raw: softmax(dequantized(raw))
+
+        def guess(raw: np.ndarray) -> np.ndarray:
+            values = dequantized(raw)
+            return values if _looks_like_probabilities(values) else softmax(values)
+
+        return guess
+
+    def predict_one(self, pixels: np.ndarray) -> np.ndarray:
+        """One uint8 image (28,28) -> 10 probabilities: the per-image hot path."""
+        interpreter = self.interpreter
+        interpreter.set_tensor(self._in_index, self._in_lut[pixels].reshape(self._in_shape))
+        interpreter.invoke()
+        return self._post(interpreter.get_tensor(self._out_index)[0])
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N,10)."""
-        prepared = self.prepare(pixels)
-        out = np.empty((len(prepared), 10), dtype=np.float32)
-        for i in range(len(prepared)):
-            out[i] = self.probabilities(self.run(prepared[i : i + 1]))
-        return out
+        pixels = np.asarray(pixels, dtype=np.uint8)
+        if pixels.ndim == 2:
+            return self.predict_one(pixels)[None]
+        return np.stack([self.predict_one(p) for p in pixels]) if len(pixels) else \
+            np.empty((0, 10), np.float32)
 
     def signature(self) -> dict[str, Any]:
         return {
@@ -150,19 +192,15 @@ def load(
     try:
         with quiet_native_stderr():
             interpreter = rt.make(content, threads)
-    except (ValueError, RuntimeError) as e:
-        raise BadModelError(f"{path}: not a valid TFLite model ({_first_line(e)})") from None
-    try:
-        with quiet_native_stderr():
             interpreter.allocate_tensors()
-    except RuntimeError as e:
+    except (ValueError, RuntimeError) as e:
         msg = _first_line(e)
-        if "Didn't find op" in msg or "not supported" in msg.lower() or "version" in msg:
+        if "Didn't find op" in msg or "is not supported" in msg:
             raise UnsupportedModelError(
-                f"{path}: the {rt} runtime cannot run this model ({msg}); "
+                f"{path}: unsupported by the {rt} runtime ({msg}); "
                 "use LiteRT (pip install ai-edge-litert) or another variant of the model"
             ) from None
-        raise BadModelError(f"{path}: cannot allocate the model ({msg})") from None
+        raise BadModelError(f"{path}: not a valid TFLite model ({msg})") from None
     inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1:
         raise BadModelError(
