@@ -6,21 +6,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from device import data
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 INTEROP = SHARED / "interop"
 BUNDLED = ROOT / "device" / "models"
+_REAL_CACHE = data.cache_dir()  # read before the autouse fixture isolates the cache
 
 
 def mnist_dir() -> Path:
-    """Full MNIST (train + test): MNIST_EDGE_DATA, else ../shared/mnist."""
-    return Path(os.environ.get("MNIST_EDGE_DATA") or SHARED / "mnist")
+    """Full MNIST (train + test): MNIST_EDGE_DATA, else ../shared/mnist, else the user's
+    cache, downloaded and verified once (outside the per-test isolated cache)."""
+    if os.environ.get("MNIST_EDGE_DATA"):
+        return Path(os.environ["MNIST_EDGE_DATA"])
+    if (SHARED / "mnist").is_dir():
+        return SHARED / "mnist"
+    for split in ("train", "test"):
+        for name in data.SPLITS[split]:
+            if data.find_file(_REAL_CACHE, name) is None:
+                data.download_file(name, _REAL_CACHE)
+    return _REAL_CACHE
 
 
 @pytest.fixture(scope="session")
 def test_split():
-    from device import data
-
     return data.load_split("test", data.BUNDLED_DIR)
 
 

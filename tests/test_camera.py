@@ -1,0 +1,181 @@
+"""Camera sources: a real video written by OpenCV, and fakes for every failure mode."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from device import camera
+from device.cli import app
+from device.errors import CameraError
+
+from .conftest import photo_of
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def video(tmp_path, test_split):
+    """An MJPG .avi of 640x480 frames: digits 7,2,1,0 in turn, 6 frames each."""
+    cv2 = pytest.importorskip("cv2")
+    x, _ = test_split
+    path = tmp_path / "digits.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    assert writer.isOpened()
+    for i in range(4):
+        frame = np.full((480, 640), 225, np.uint8)
+        big = np.asarray(Image.fromarray(x[i]).resize((160, 160), Image.BICUBIC))
+        frame[160:320, 240:400] -= (big * 0.8).astype(np.uint8)
+        for _ in range(6):
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    return path
+
+
+def test_video_file_predictions(video):
+    res = runner.invoke(app, ["camera", "--source", str(video)])
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert [line.split(": ")[1].split()[0] for line in lines] == ["7", "2", "1", "0"]
+    assert "24 frames" in res.stderr and "frames/s" in res.stderr
+
+
+def test_video_frame_limit_and_json(video):
+    res = runner.invoke(app, ["camera", "--source", str(video), "--frames", "8", "--json"])
+    assert res.exit_code == 0
+    assert len(res.stdout.splitlines()) == 8
+
+
+class FakeCam:
+    """Scripted live source: each script item is a frame, an exception, or 'block'."""
+
+    live = True
+    opened = 0
+    closed = 0
+
+    def __init__(self, script):
+        self.name = "fake"
+        self.script = script
+        FakeCam.opened += 1
+
+    def read(self):
+        item = self.script.pop(0) if self.script else np.zeros((48, 64), np.uint8)
+        if isinstance(item, str) and item == "block":
+            time.sleep(5)
+            return None
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def close(self):
+        FakeCam.closed += 1
+
+
+def opener_from(attempts):
+    """attempts: list of (raise CameraError | script) consumed one per open."""
+
+    def opener():
+        item = attempts.pop(0)
+        if isinstance(item, Exception):
+            raise item
+        return FakeCam(item)
+
+    return opener
+
+
+def frame(v=0):
+    f = np.zeros((48, 64), np.uint8)
+    f[0, 0] = v
+    return f
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    FakeCam.opened = FakeCam.closed = 0
+
+
+def no_sleep(_):
+    pass
+
+
+def test_busy_then_available():
+    src = camera.Resilient(opener_from([CameraError("busy"), CameraError("busy"), [frame(1)]]),
+                           sleep=no_sleep)
+    assert src.read()[0, 0] == 1
+
+
+def test_never_available_gives_up_with_hint():
+    sleeps = []
+    with pytest.raises(CameraError, match="gave up after 4 attempts"):
+        camera.Resilient(opener_from([CameraError("busy")] * 4), sleep=sleeps.append)
+    assert sleeps == [0.5, 1.0, 2.0]  # exponential back-off
+
+
+def test_failed_read_reconnects():
+    src = camera.Resilient(opener_from([[CameraError("no frame")], [frame(2)]]), sleep=no_sleep)
+    assert src.read()[0, 0] == 2 and src.reconnects == 1 and FakeCam.closed == 1
+
+
+def test_none_frames_then_give_up():
+    attempts = [[None] for _ in range(4)]
+    src = camera.Resilient(opener_from(list(attempts)), retries=3, sleep=no_sleep)
+    with pytest.raises(CameraError, match="gave up after 3 reconnect attempts"):
+        src.read()
+    src.close()  # the caller closes (run_camera does, in a finally)
+    assert FakeCam.opened == 4 and FakeCam.closed == 4
+
+
+def test_blocking_read_times_out():
+    src = camera.Resilient(opener_from([["block"], [frame(3)]]), timeout=0.2, sleep=no_sleep)
+    t0 = time.perf_counter()
+    assert src.read()[0, 0] == 3
+    assert time.perf_counter() - t0 < 3  # did not wait for the 5 s block
+
+
+def test_frozen_frames_trigger_reconnect():
+    same = [frame(9)] * 5
+    src = camera.Resilient(opener_from([list(same), [frame(4)]]), frozen_after=3, sleep=no_sleep)
+    got = [src.read()[0, 0] for _ in range(4)]
+    assert got == [9, 9, 9, 4] and src.reconnects == 1
+
+
+def test_no_threads_leak_after_normal_reads():
+    before = threading.active_count()
+    src = camera.Resilient(opener_from([[frame(i) for i in range(50)]]), sleep=no_sleep)
+    for _ in range(50):
+        src.read()
+    src.close()
+    time.sleep(0.05)
+    assert threading.active_count() <= before + 1
+
+
+def test_camera_vanishes_mid_stream_exit_1(monkeypatch, int8_model):
+    frames_ok = [np.full((120, 160, 3), 200, np.uint8)] * 3
+    attempts = [frames_ok + [CameraError("device disconnected")]] + [CameraError("gone")] * 8
+
+    monkeypatch.setattr(camera, "Picamera2Source", opener_from(attempts))
+    monkeypatch.setattr(camera.time, "sleep", no_sleep)
+    res = runner.invoke(app, ["camera", "--source", "picamera2", "--retries", "1"])
+    assert res.exit_code == 1
+    assert "gave up" in res.stderr and "3 frames" in res.stderr
+
+
+def test_roi_parse():
+    assert camera.Roi.parse(None, (480, 640)) == camera.Roi(176, 96, 288, 288)
+    assert camera.Roi.parse("0,0,10,10", (480, 640)) == camera.Roi(0, 0, 10, 10)
+    with pytest.raises(Exception, match="outside"):
+        camera.Roi.parse("600,0,100,10", (480, 640))
+
+
+def test_preprocess_photo_frame_speed_ratio_smoke(test_split, int8_model):
+    """Behaviour only: a 640x480 frame with a digit gives that digit through the loop."""
+    from device.classify import classify_gray
+
+    photo = photo_of(test_split[0][0], size=400)
+    pred = classify_gray(int8_model, photo)[0]
+    assert pred.digit == 7

@@ -1,0 +1,156 @@
+"""The runtime wrapper: signatures, quantization, interop models, and broken model files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from device import evaluate, model, quant, runtime
+from device.errors import BadModelError, RuntimeNotFoundError
+
+from .conftest import BUNDLED, INTEROP
+
+INT8 = BUNDLED / "mnist_cnn_int8.tflite"
+FLOAT32 = BUNDLED / "mnist_cnn_float32.tflite"
+
+
+@given(st.integers(0, 255))
+def test_int8_input_is_pixel_minus_128(pixel):
+    q = quant.quantize(np.array([pixel / 255.0]), 0.003921568859368563, -128, np.int8)
+    assert int(q[0]) == pixel - 128
+
+
+@settings(max_examples=300)
+@given(st.floats(-2, 2), st.floats(1e-3, 0.1), st.integers(-128, 127),
+       st.sampled_from([np.int8, np.uint8]))
+def test_quantize_round_trip_within_half_step(x, scale, zp, dtype):
+    info = np.iinfo(dtype)
+    zp = int(np.clip(zp, info.min, info.max))
+    q = quant.quantize(np.array([x]), scale, zp, dtype)
+    back = float(quant.dequantize(q, scale, zp)[0])
+    lo, hi = (info.min - zp) * scale, (info.max - zp) * scale
+    assert abs(back - float(np.clip(x, lo, hi))) <= scale / 2 + 1e-6
+
+
+def test_dequantize_does_not_wrap():
+    # uint8 arithmetic would give 3 - 128 = 131; int64 gives -125.
+    assert quant.dequantize(np.array([3], np.uint8), 1.0, 128)[0] == -125
+
+
+def test_bundled_int8_signature():
+    clf = model.load(INT8)
+    sig = clf.signature()
+    assert sig["input"] == {"shape": [1, 28, 28, 1], "dtype": "int8",
+                            "quantization": [pytest.approx(1 / 255), -128]}
+    assert sig["output"]["dtype"] == "int8" and sig["output_kind"] == "softmax"
+    assert clf.quantized and not model.load(FLOAT32).quantized
+    p = clf.predict(np.zeros((28, 28), np.uint8))
+    assert p.shape == (1, 10) and p.sum() == pytest.approx(1.0, abs=0.02)
+
+
+def test_same_interpreter_is_reused(test_split):
+    clf = model.load(INT8)
+    interp = clf.interpreter
+    clf.predict(test_split[0][:5])
+    assert clf.interpreter is interp
+
+
+INTEROP_MODELS = json.loads((INTEROP / "models.json").read_text()) if INTEROP.is_dir() else []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", INTEROP_MODELS, ids=lambda e: e["file"])
+def test_interop_models_reach_listed_accuracy(entry, test_split):
+    """Third-party models, no per-model options: accuracy as listed in models.json."""
+    clf = model.load(INTEROP / entry["file"])
+    x, y = test_split
+    acc = evaluate.measure(clf, x, y).accuracy
+    assert acc == pytest.approx(entry["test_accuracy"], abs=0.0005)
+
+
+def test_logits_model_gives_probabilities(test_split):
+    path = INTEROP / "acemyzoe_float_28x28_logits.tflite"
+    if not path.exists():
+        pytest.skip("no interop models")
+    clf = model.load(path)
+    assert clf.output_kind == "logits"
+    p = clf.predict(test_split[0][:3])
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5) and (p >= 0).all()
+
+
+def _bad(tmp_path, payload: bytes):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(payload)
+    return path
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        (b"", "no TFL3 identifier"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(100), "no TFL3 identifier"),
+        (b"\x00\x00\x00\x00TFL3", "no TFL3 identifier"),  # the 8-byte stub
+        (b"\x1c\x00\x00\x00TFL3" + bytes(64), "not a valid TFLite model"),
+    ],
+)
+def test_broken_models_are_refused(tmp_path, payload, reason):
+    with pytest.raises(BadModelError, match=reason):
+        model.load(_bad(tmp_path, payload))
+
+
+def test_random_bytes_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        blob = bytearray(rng.integers(0, 256, 2000, dtype=np.uint8).tobytes())
+        blob[4:8] = b"TFL3"
+        with pytest.raises(BadModelError):
+            model.load(_bad(tmp_path, bytes(blob)))
+
+
+def test_prefixes_of_a_real_model(tmp_path):
+    """Every truncation of the int8 model (sampled) is refused cleanly, never crashes."""
+    blob = INT8.read_bytes()
+    for cut in list(range(0, 64)) + list(range(64, len(blob), 997)):
+        with pytest.raises(BadModelError):
+            model.load(_bad(tmp_path, blob[:cut]), trust_model=True)
+
+
+def test_size_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(model, "MAX_MODEL_BYTES", 1000)
+    with pytest.raises(BadModelError, match="size cap"):
+        model.load(FLOAT32)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(BadModelError, match="no such model file"):
+        model.load(tmp_path / "nope.tflite")
+    with pytest.raises(BadModelError, match="is a folder"):
+        model.load(tmp_path)
+
+
+def test_manifest_mismatch_is_refused_unless_trusted(tmp_path):
+    shutil.copy(INT8, tmp_path / INT8.name)
+    manifest = json.loads((BUNDLED / "manifest.json").read_text())
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    model.load(tmp_path / INT8.name)  # matches
+    blob = bytearray(INT8.read_bytes())
+    blob[-100] ^= 1
+    (tmp_path / INT8.name).write_bytes(bytes(blob))
+    with pytest.raises(BadModelError, match="differs from manifest.json"):
+        model.load(tmp_path / INT8.name)
+    model.load(tmp_path / INT8.name, trust_model=True)
+
+
+def test_unknown_runtime_name():
+    with pytest.raises(RuntimeNotFoundError, match="unknown runtime"):
+        runtime.choose("onnx")
+
+
+def test_runtime_env_var(monkeypatch):
+    monkeypatch.setenv("MNIST_EDGE_RUNTIME", "litert")
+    assert runtime.choose().name == "litert"
