@@ -1,0 +1,56 @@
+"""Frames per second of the camera loop on 640x480 frames: ROI cut, grayscale, digit
+finding, preprocessing and one int8 invoke, against the bare invoke alone (same run).
+
+    python bench/camera_fps.py [--frames 600]"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from PIL import Image
+
+from device import camera, data, images, model
+from device.classify import classify_gray
+from device.cli import DEFAULT_MODEL
+
+
+def synthetic_frames(n: int) -> list[np.ndarray]:
+    """640x480 RGB frames, each a test digit on lit paper with sensor noise."""
+    x, _ = data.load_split("test")
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        frame = np.full((480, 640), 215.0) + rng.normal(0, 4, (480, 640))
+        big = np.asarray(Image.fromarray(x[i % 100]).resize((180, 180)), np.float64)
+        oy, ox = 150 + rng.integers(-20, 20), 230 + rng.integers(-20, 20)
+        frame[oy : oy + 180, ox : ox + 180] -= big * 0.75
+        out.append(np.repeat(np.clip(frame, 0, 255).astype(np.uint8)[..., None], 3, axis=2))
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", type=int, default=600)
+    n = p.parse_args().frames
+    frames = synthetic_frames(100)
+    clf = model.load(DEFAULT_MODEL)
+    roi = camera.Roi.parse(None, frames[0].shape)
+    for f in frames[:20]:
+        classify_gray(clf, images.rgb_to_gray(roi.cut(f)))
+    t0 = time.perf_counter()
+    for i in range(n):
+        classify_gray(clf, images.rgb_to_gray(roi.cut(frames[i % len(frames)])))
+    loop = (time.perf_counter() - t0) / n
+    prepared = clf.prepare(np.zeros((28, 28), np.uint8))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        clf.run(prepared)
+    bare = (time.perf_counter() - t0) / n
+    print(f"camera loop on 640x480 frames: {1 / loop:.0f} frames/s ({loop * 1e3:.2f} ms/frame)")
+    print(f"bare int8 invoke: {bare * 1e6:.0f} µs; the loop costs {loop / bare:.0f}x one invoke")
+
+
+if __name__ == "__main__":
+    main()
