@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,14 +185,20 @@ def load(
     runtime: Runtime | str | None = None,
     threads: int | None = None,
     trust_model: bool = False,
+    isolate: bool = True,
 ) -> Classifier:
-    """Load, verify and allocate a model; raise BadModelError with a one-line reason."""
+    """Load, verify and allocate a model; raise BadModelError with a one-line reason.
+
+    A model that no manifest.json beside it vouches for is first loaded and invoked once in
+    a forked child (`isolate`), so a crafted file that crashes the native runtime becomes an
+    error message instead of a dead process."""
     path = Path(path)
     rt = runtime if isinstance(runtime, Runtime) else choose(runtime)
     content = read_model_bytes(path)
     sha = hashlib.sha256(content).hexdigest()
-    if not trust_model:
-        _check_manifest(path, sha)
+    listed = _check_manifest(path, sha, trust_model)
+    if not listed and isolate:
+        _trial_load(path, content, rt, threads)
     try:
         with quiet_native_stderr():
             interpreter = rt.make(content, threads)
@@ -273,13 +283,62 @@ def manifest_entry(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _check_manifest(path: Path, sha: str) -> None:
+def _check_manifest(path: Path, sha: str, trust_model: bool) -> bool:
+    """True when the manifest beside the model lists it with this exact SHA-256."""
     entry = manifest_entry(path)
-    if entry and entry.get("sha256") and entry["sha256"] != sha:
-        raise BadModelError(
-            f"{path}: SHA-256 {sha[:12]}... differs from {MANIFEST} ({entry['sha256'][:12]}...); "
-            "the file changed since it was measured (use --trust-model to run it anyway)"
-        )
+    if not entry or not entry.get("sha256"):
+        return False
+    if entry["sha256"] == sha:
+        return True
+    if trust_model:
+        return False
+    raise BadModelError(
+        f"{path}: SHA-256 {sha[:12]}... differs from {MANIFEST} ({entry['sha256'][:12]}...); "
+        "the file changed since it was measured (use --trust-model to run it anyway)"
+    )
+
+
+TRIAL_TIMEOUT = 20.0  # seconds for a child to load and invoke an unlisted model once
+
+
+def _trial_load(path: Path, content: bytes, rt: Runtime, threads: int | None) -> None:
+    """Load + allocate + one invoke in a forked child; a signal or a hang is an error.
+
+    Errors the runtime reports normally are left to the in-process load, which turns them
+    into the usual messages. Where fork is unavailable (not POSIX) the load is direct."""
+    if not hasattr(os, "fork"):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        code = 3
+        try:
+            with quiet_native_stderr():
+                interpreter = rt.make(content, threads)
+                interpreter.allocate_tensors()
+                for d in interpreter.get_input_details():
+                    shape = [max(1, int(v)) for v in d["shape"]]
+                    interpreter.set_tensor(d["index"], np.zeros(shape, d["dtype"]))
+                interpreter.invoke()
+            code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + TRIAL_TIMEOUT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise BadModelError(f"{path}: the runtime did not finish loading it within "
+                                f"{TRIAL_TIMEOUT:.0f} s (refused)")
+        time.sleep(0.002)
+    if os.WIFSIGNALED(status):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        raise BadModelError(f"{path}: crashed the {rt} runtime ({name}) when loaded; "
+                            "the file is corrupt or crafted")
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:

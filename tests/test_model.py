@@ -154,3 +154,56 @@ def test_unknown_runtime_name():
 def test_runtime_env_var(monkeypatch):
     monkeypatch.setenv("MNIST_EDGE_RUNTIME", "litert")
     assert runtime.choose().name == "litert"
+
+
+class _CrashingInterpreter:
+    """Stands in for a native runtime that a crafted model kills or hangs."""
+
+    mode = "segv"
+
+    def __init__(self, model_content, num_threads=None):
+        import os
+        import signal
+        import time
+
+        if self.mode == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(60)
+
+
+@pytest.mark.parametrize("mode, reason", [("segv", "crashed .*SIGSEGV"),
+                                          ("hang", "did not finish loading")])
+def test_crashing_runtime_becomes_an_error(tmp_path, monkeypatch, mode, reason):
+    monkeypatch.setattr(_CrashingInterpreter, "mode", mode)
+    monkeypatch.setattr(model, "TRIAL_TIMEOUT", 1.0)
+    fake = runtime.Runtime("litert", "fake", _CrashingInterpreter)
+    path = tmp_path / "evil.tflite"
+    path.write_bytes(INT8.read_bytes())
+    with pytest.raises(BadModelError, match=reason):
+        model.load(path, runtime=fake)
+
+
+def test_listed_models_skip_the_trial(monkeypatch):
+    calls = []
+    monkeypatch.setattr(model, "_trial_load", lambda *a: calls.append(a))
+    model.load(INT8)  # the bundled manifest lists it with its hash
+    assert calls == []
+    model.load(INTEROP / "mattn_float_784.tflite") if INTEROP.is_dir() else None
+    assert len(calls) == (1 if INTEROP.is_dir() else 0)
+
+
+@settings(max_examples=int(__import__("os").environ.get("MNIST_EDGE_FUZZ", 60)), deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 105_000), st.integers(1, 255)), min_size=1, max_size=4))
+def test_fuzz_flipped_model_bytes(tmp_path_factory, flips):
+    """Flipped bytes anywhere in the int8 model: loads and predicts, or BadModelError."""
+    blob = bytearray(INT8.read_bytes())
+    for pos, x in flips:
+        blob[pos % len(blob)] ^= x
+    path = tmp_path_factory.mktemp("fuzz") / "m.tflite"
+    path.write_bytes(bytes(blob))
+    try:
+        clf = model.load(path)
+    except BadModelError:
+        return
+    p = clf.predict(np.zeros((28, 28), np.uint8))
+    assert p.shape == (1, 10)
