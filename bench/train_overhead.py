@@ -19,13 +19,13 @@ from keras import layers
 from device import data
 epochs = int(sys.argv[1])
 (xi, yi), (xt, yt) = data.load_split("train"), data.load_split("test")
-x = xi.reshape(-1, 28, 28, 1).astype("float32") / 255; y = np.eye(10)[yi]
+x = xi.reshape(-1, 28, 28, 1).astype("float32") / 255; y = np.eye(10, dtype="float32")[yi]
 m = keras.Sequential([keras.Input((28, 28, 1)),
     layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
     layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
     layers.Conv2D(64, 3, activation="relu"), layers.Flatten(),
     layers.Dense(64, activation="relu"), layers.Dense(10, activation="softmax")])
-m.compile("rmsprop", "categorical_crossentropy", ["accuracy"])
+m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
 t0 = time.perf_counter(); m.fit(x, y, epochs=epochs, batch_size=64, verbose=0)
 fit = time.perf_counter() - t0
 print(fit, m.evaluate(xt.reshape(-1, 28, 28, 1) / 255, np.eye(10)[yt], verbose=0)[1])

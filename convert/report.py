@@ -88,10 +88,7 @@ def confusion_png(labels: np.ndarray, preds: np.ndarray, path: Path, title: str)
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.tight_layout()
-    tmp = atomic.temp_path_for(path)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        atomic.commit(tmp, path)
+        atomic.write_bytes(path, atomic.png_bytes(lambda buf: fig.savefig(buf, format="png", dpi=100)))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

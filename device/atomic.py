@@ -5,9 +5,12 @@ A reader (or a crash) never sees a half-written file at the final path.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,26 +54,32 @@ def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
     return write_bytes(dst, Path(src).read_bytes())
 
 
-def temp_path_for(path: str | os.PathLike[str]) -> Path:
-    """A fresh temp path beside `path`, for writers that need a file name (Keras, savefig).
-
-    Finish with `os.replace(tmp, path)` (see `commit`); the caller removes it on failure.
-    """
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside `path` for writers that need a file name (Keras, a
+    download to verify). When the block ends normally the temp file is fsynced and moved
+    over `path`; when it raises, the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, _FILE_MODE)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, _FILE_MODE)
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def commit(tmp: Path, path: str | os.PathLike[str]) -> Path:
-    """fsync `tmp` and move it over `path` atomically."""
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(Path(path).parent)
-    return Path(path)
+def png_bytes(save: Callable[[io.BytesIO], object]) -> bytes:
+    """Run a `save(buffer)` callback (Pillow's img.save, matplotlib's fig.savefig) in memory."""
+    buf = io.BytesIO()
+    save(buf)
+    return buf.getvalue()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -86,4 +95,4 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-__all__ = ["write_bytes", "write_text", "write_json", "copy_file", "temp_path_for", "commit"]
+__all__ = ["write_bytes", "write_text", "write_json", "copy_file", "replacing", "png_bytes"]

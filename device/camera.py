@@ -173,10 +173,11 @@ class Resilient:
 
     def __init__(self, opener: Callable[[], Source], *, timeout: float = 2.0, retries: int = 3,
                  backoff: float = 0.5, frozen_after: int = 60,
-                 sleep: Callable[[float], None] = time.sleep,
+                 sleep: Callable[[float], None] | None = None,
                  log: Callable[[str], None] | None = None):
         self.opener, self.timeout, self.retries = opener, timeout, retries
-        self.backoff, self.frozen_after, self.sleep = backoff, frozen_after, sleep
+        self.backoff, self.frozen_after = backoff, frozen_after
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.log = log or (lambda _msg: None)
         self.reconnects = 0
         self.source = self._open_with_retries(first=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +96,6 @@ def save_debug(folder: Path, source: Path, preds: list[Prediction]) -> list[Path
             continue
         suffix = f"_{i}" if len(preds) > 1 else ""
         target = folder / f"{source.stem}{suffix}_28x28.png"
-        tmp = atomic.temp_path_for(target)
-        try:
-            Image.fromarray(p.pixels, mode="L").save(tmp, format="PNG")
-            written.append(atomic.commit(tmp, target))
-        finally:
-            tmp.unlink(missing_ok=True)
+        img = Image.fromarray(p.pixels, mode="L")
+        written.append(atomic.write_bytes(target, atomic.png_bytes(partial(img.save, format="PNG"))))
     return written

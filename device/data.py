@@ -130,18 +130,15 @@ def download_file(name: str, cache: Path) -> Path:
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             errors.append(f"{url}: {getattr(e, 'reason', e)}")
             continue
-        tmp = atomic.temp_path_for(target)
         try:
-            tmp.write_bytes(payload)
-            got = (idx.read_images if "images" in name else idx.read_labels)(tmp)
-            if got.sha256 != SHA256[name]:
-                errors.append(f"{url}: content does not match MNIST's SHA-256")
-                continue
-            return atomic.commit(tmp, target)
+            with atomic.replacing(target) as tmp:  # kept only when it verifies
+                tmp.write_bytes(payload)
+                got = (idx.read_images if "images" in name else idx.read_labels)(tmp)
+                if got.sha256 != SHA256[name]:
+                    raise BadDataError("content does not match MNIST's SHA-256")
+            return target
         except BadDataError as e:
             errors.append(f"{url}: {e}")
-        finally:
-            tmp.unlink(missing_ok=True)
     raise DataNotFoundError(
         _missing_message((name,), cache, "the download failed")
         + " (" + "; ".join(errors) + ")"

@@ -21,9 +21,4 @@ def to_text(pixels: np.ndarray) -> str:
 def save_png(pixels: np.ndarray, path: Path, scale: int = 10) -> None:
     img = Image.fromarray(pixels.astype(np.uint8), mode="L")
     img = img.resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.NEAREST)
-    tmp = atomic.temp_path_for(path)
-    try:
-        img.save(tmp, format="PNG")
-        atomic.commit(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_bytes(path, atomic.png_bytes(lambda buf: img.save(buf, format="PNG")))

@@ -179,3 +179,39 @@ def test_preprocess_photo_frame_speed_ratio_smoke(test_split, int8_model):
     photo = photo_of(test_split[0][0], size=400)
     pred = classify_gray(int8_model, photo)[0]
     assert pred.digit == 7
+
+
+class _FakeCapture:
+    """cv2.VideoCapture stand-in: opens, then returns (False, None) like a yanked webcam."""
+
+    released = 0
+
+    def __init__(self, target):
+        self.target = target
+
+    def set(self, *_):
+        return True
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        return False, None
+
+    def release(self):
+        _FakeCapture.released += 1
+
+
+def test_opencv_false_none_reconnects_then_exit_1(monkeypatch):
+    import types
+
+    fake_cv2 = types.SimpleNamespace(VideoCapture=_FakeCapture, CAP_PROP_FRAME_WIDTH=3,
+                                     CAP_PROP_FRAME_HEIGHT=4)
+    monkeypatch.setitem(__import__("sys").modules, "cv2", fake_cv2)
+    monkeypatch.setattr(camera.time, "sleep", no_sleep)
+    _FakeCapture.released = 0
+    res = runner.invoke(app, ["camera", "--source", "opencv:0", "--retries", "2"])
+    assert res.exit_code == 1
+    assert "returned no frame" in res.stderr and "gave up after 2 reconnect attempts" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert _FakeCapture.released == 3  # every opened capture was released

@@ -24,10 +24,7 @@ def training_curves(history: dict[str, list[float]], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = atomic.temp_path_for(path)
     try:
-        fig.savefig(tmp, format="png", dpi=100)
-        atomic.commit(tmp, path)
+        atomic.write_bytes(path, atomic.png_bytes(lambda buf: fig.savefig(buf, format="png", dpi=100)))
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)

@@ -116,12 +116,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = atomic.temp_path_for(out / MODEL_FILE)
-    try:
+    with atomic.replacing(out / MODEL_FILE) as tmp:
         model.save(tmp)
-        atomic.commit(tmp, out / MODEL_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
 
     hist = {k: [float(v) for v in vals] for k, vals in history.history.items()}
     atomic.write_json(out / "history.json", hist)
