@@ -40,7 +40,8 @@ bench: $(BIN)/mnist-edge  ## latency of every converted model, as ratios
 	  --model $(MODELS)/mnist_cnn_int8.tflite
 
 demo: $(BIN)/mnist-edge  ## classify the sample photos in examples/ with the bundled model
-	$(BIN)/mnist-edge classify examples/*.png examples/*.jpg
+	$(BIN)/mnist-edge classify examples/digit*
+	$(BIN)/mnist-edge classify --multi examples/number_*.png
 
 test: $(BIN)/mnist-edge  ## the whole suite, slow tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -129,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Measure every model with the device runtime, from a staging folder beside the outputs.
     out.mkdir(parents=True, exist_ok=True)
+    for leftover in atomic.remove_leftovers(out):
+        print(f"removed {leftover.name}, left by an interrupted run")
     staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
     try:
         entries, results = [], []

@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -61,7 +62,8 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
     over `path`; when it raises, the temp file is removed and `path` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
+                                dir=path.parent)
     os.close(fd)
     tmp = Path(name)
     try:
@@ -73,6 +75,20 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the hidden temp files and staging folders a killed writer left in `folder`
+    (never a final path: those are only ever replaced whole)."""
+    removed = []
+    for p in Path(folder).glob(".*"):
+        if p.is_file() and ".tmp" in p.suffixes:
+            p.unlink(missing_ok=True)
+            removed.append(p)
+        elif p.is_dir() and p.name.startswith(".convert-"):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
 
 
 def png_bytes(save: Callable[[io.BytesIO], object]) -> bytes:

@@ -77,3 +77,6 @@ def test_kill_train_and_convert(tmp_path):
             before = snapshot(out)
             run_and_kill(args, rng.uniform(0.3, 1.0) * duration)
             assert_intact(out, before)
+    subprocess.run([sys.executable, "-m", *convert], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert not list(out.glob(".*"))  # the next run cleared what the killed ones left
