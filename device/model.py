@@ -232,7 +232,7 @@ def load(
         with quiet_native_stderr():
             interpreter.allocate_tensors()
         tin = TensorInfo((1, *tin.shape[1:]), tin.dtype, tin.scale, tin.zero_point)
-    return Classifier(
+    clf = Classifier(
         path=path,
         runtime=rt,
         interpreter=interpreter,
@@ -245,6 +245,14 @@ def load(
         _in_index=inputs[0]["index"],
         _out_index=outputs[0]["index"],
     )
+    try:  # one invoke on a blank image: a model that loads but cannot run is refused here
+        with quiet_native_stderr():
+            probs = clf.predict_one(np.zeros((28, 28), np.uint8))
+    except (RuntimeError, ValueError) as e:
+        raise BadModelError(f"{path}: fails on a blank image ({_first_line(e)})") from None
+    if probs.shape != (10,) or not np.isfinite(probs).all():
+        raise BadModelError(f"{path}: gives {probs.shape} non-finite or malformed outputs")
+    return clf
 
 
 def read_model_bytes(path: Path) -> bytes:

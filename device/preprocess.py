@@ -52,22 +52,30 @@ class _Blob:
         return self.x1 - self.x0
 
 
-def find_digits(gray: np.ndarray, multi: bool = False) -> list[Digit]:
+def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0) -> list[Digit]:
     """gray float (H,W) in [0,1] -> the digit (or, with multi, every digit left to right).
 
     Returns [] when there is no digit-like blob (blank page, flat frame)."""
     if gray.shape == (SIZE, SIZE) and not multi and _looks_like_mnist(gray):
         return [Digit(np.round(gray * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
-    ink = _ink(gray)
+    ink = _ink(gray, invert=_background(gray) > 0.5)  # dark digit on light paper
     if ink is None:
         return []
     if gray.shape == (SIZE, SIZE) and not multi:
         # A 28x28 digit drawn dark on light: only the polarity changes.
         return [Digit(np.round(ink * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
     grid, factor = _downscale(ink)
-    mask = grid >= max(MIN_THRESHOLD, _otsu(grid))
-    blobs = _components(mask)
-    blobs = [b for b in blobs if b.area >= max(3, mask.size // 4000)]
+    blobs = _blobs(grid)
+    sheet = max(blobs, key=lambda b: b.area) if blobs else None
+    if sheet is not None and _depth == 0 and _is_sheet(sheet, grid.shape):
+        # What stands out is a sheet of paper, not strokes (a small sheet on a dark desk
+        # makes the desk the majority): look for the digit on the sheet itself.
+        mx, my = max(1, sheet.width // 25), max(1, sheet.height // 25)
+        x0, y0 = (sheet.x0 + mx) * factor, (sheet.y0 + my) * factor
+        x1, y1 = (sheet.x1 - mx) * factor, (sheet.y1 - my) * factor
+        found = find_digits(gray[y0:y1, x0:x1], multi, _depth + 1)
+        return [Digit(d.pixels, (d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]))
+                for d in found]
     if not blobs:
         return []
     groups = _group_digits(blobs) if multi else [_main_digit(blobs)]
@@ -93,16 +101,17 @@ def _looks_like_mnist(gray: np.ndarray) -> bool:
     return float(border.mean()) < 0.1 and float(gray.max()) > 0.5
 
 
-def _ink(gray: np.ndarray) -> np.ndarray | None:
+def _background(gray: np.ndarray) -> float:
+    """The median pixel: strokes are thin, so most pixels are paper (or board)."""
+    step = max(1, max(gray.shape) // GRID)
+    return float(np.median(gray[::step, ::step]))
+
+
+def _ink(gray: np.ndarray, invert: bool) -> np.ndarray | None:
     """Ink as bright on black, stretched to [0,1]; None when there is too little contrast."""
-    h, w = gray.shape
-    edge = max(1, min(h, w) // 20)
-    border = np.concatenate([gray[:edge].ravel(), gray[-edge:].ravel(),
-                             gray[:, :edge].ravel(), gray[:, -edge:].ravel()])
-    background = float(np.median(border))
-    if background > 0.5:
+    if invert:
         gray = 1.0 - gray  # dark digit on light paper -> light on dark, like MNIST
-        background = 1.0 - background
+    background = _background(gray)
     top = float(gray.max())
     if top - background < MIN_CONTRAST:
         return None
@@ -170,6 +179,24 @@ def _components(mask: np.ndarray) -> list[_Blob]:
         box[2], box[3] = max(box[2], e), max(box[3], y + 1)
         box[4] += e - s
     return [_Blob(*v) for v in boxes.values()]
+
+
+def _blobs(grid: np.ndarray) -> list[_Blob]:
+    """Ink blobs on the analysis grid; those touching its edge (the desk around a sheet, a
+    shadow, the frame's border) are dropped when any other blob is left."""
+    mask = grid >= max(MIN_THRESHOLD, _otsu(grid))
+    blobs = [b for b in _components(mask) if b.area >= max(3, mask.size // 4000)]
+    inside = [b for b in blobs if not _touches_edge(b, mask.shape)]
+    return inside or blobs
+
+
+def _is_sheet(b: _Blob, shape: tuple[int, ...]) -> bool:
+    """Large and solid: strokes fill well under 3/4 of their box, a sheet fills all of it."""
+    return b.area >= 0.15 * shape[0] * shape[1] and b.area >= 0.75 * b.width * b.height
+
+
+def _touches_edge(b: _Blob, shape: tuple[int, ...]) -> bool:
+    return b.x0 == 0 or b.y0 == 0 or b.x1 >= shape[1] or b.y1 >= shape[0]
 
 
 def _main_digit(blobs: list[_Blob]) -> _Blob:

@@ -73,8 +73,17 @@ def case_off_centre(digit):
     return _encode(Image.fromarray(canvas), "PNG")
 
 
+def case_sheet_on_desk(digit):
+    """A small sheet on a dark desk: most pixels are dark, yet the ink is the dark part."""
+    canvas = np.full((300, 400), 35, np.uint8)
+    canvas[60:240, 110:290] = 215
+    big = np.asarray(Image.fromarray(digit).resize((100, 100), Image.BICUBIC))
+    canvas[100:200, 150:250] -= (big * 0.7).astype(np.uint8)
+    return _encode(Image.fromarray(canvas), "PNG")
+
+
 CASES = [case_rgba_transparent, case_16bit_ramp, case_exif_rotated, case_white_on_black,
-         case_off_centre]
+         case_off_centre, case_sheet_on_desk]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
@@ -137,6 +146,22 @@ def test_photo_like_accuracy(test_split, int8_model):
         found = preprocess.find_digits(photo_of(x[i], seed=i))
         hits += bool(found) and int(int8_model.predict(found[0].pixels)[0].argmax()) == y[i]
     assert hits / 300 >= 0.97
+
+
+def test_sheets_on_a_desk_accuracy(test_split, int8_model):
+    """Sheets covering about half the frame on a dark desk: 200 test digits still read."""
+    x, y = test_split
+    rng = np.random.default_rng(0)
+    hits = 0
+    for i in range(200):
+        img = np.full((300, 400), 0.15, np.float32)
+        img[40:260, 60:340] = 0.85
+        ink = np.asarray(Image.fromarray(x[i]).resize((100, 100)), np.float32) / 255
+        oy, ox = 40 + rng.integers(20, 100), 60 + rng.integers(20, 160)
+        img[oy : oy + 100, ox : ox + 100] -= 0.7 * ink
+        found = preprocess.find_digits(np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1))
+        hits += bool(found) and int(int8_model.predict_one(found[0].pixels).argmax()) == y[i]
+    assert hits / 200 >= 0.97
 
 
 def test_multi_reads_left_to_right(test_split, int8_model):
