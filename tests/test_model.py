@@ -207,3 +207,22 @@ def test_fuzz_flipped_model_bytes(tmp_path_factory, flips):
         return
     p = clf.predict(np.zeros((28, 28), np.uint8))
     assert p.shape == (1, 10)
+
+
+@pytest.mark.slow
+def test_every_prefix_of_the_int8_model(tmp_path):
+    """All 105k truncations, in-process (a native crash would kill the test run): each is
+    refused with BadModelError, or loads and gives the full model's answer."""
+    blob = INT8.read_bytes()
+    full = model.load(INT8).predict_one(np.full((28, 28), 80, np.uint8))
+    path = tmp_path / "m.tflite"
+    loaded = []
+    for cut in range(len(blob)):
+        path.write_bytes(blob[:cut])
+        try:
+            clf = model.load(path, isolate=False)
+        except BadModelError:
+            continue
+        loaded.append(cut)
+        assert np.allclose(clf.predict_one(np.full((28, 28), 80, np.uint8)), full)
+    assert len(loaded) < 64  # at most trailing padding can go missing
