@@ -11,6 +11,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from device import bench as timing
 from device import camera, data, images, model
 from device.classify import classify_gray
 from device.cli import DEFAULT_MODEL
@@ -43,11 +44,7 @@ def main() -> None:
     for i in range(n):
         classify_gray(clf, images.rgb_to_gray(roi.cut(frames[i % len(frames)])))
     loop = (time.perf_counter() - t0) / n
-    prepared = clf.prepare(np.zeros((28, 28), np.uint8))
-    t0 = time.perf_counter()
-    for _ in range(n):
-        clf.run(prepared)
-    bare = (time.perf_counter() - t0) / n
+    bare = timing.time_bare(clf, runs=n).p50_us / 1e6
     print(f"camera loop on 640x480 frames: {1 / loop:.0f} frames/s ({loop * 1e3:.2f} ms/frame)")
     print(f"bare int8 invoke: {bare * 1e6:.0f} µs; the loop costs {loop / bare:.0f}x one invoke")
 

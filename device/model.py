@@ -4,8 +4,8 @@ Reads the model's own signature, so models made by other people work without opt
 - input (1,28,28,1), (1,28,28) or (1,784); float32, int8 or uint8;
 - float inputs take [0,1] pixels; quantized inputs take the quantized [0,1] pixels; a uint8
   input without quantization parameters takes the raw 0-255 pixels;
-- softmax or logits output, float or quantized: `probabilities()` always returns 10 floats
-  summing to 1.
+- softmax or logits output, float or quantized: `predict_one()` always returns 10
+  probabilities (a quantized softmax dequantized, logits through softmax).
 
 Every model input here is a white-on-black 28x28 uint8 image, as in MNIST.
 """
@@ -111,21 +111,11 @@ class Classifier:
         n = pixels.shape[0] if pixels.ndim == 3 else 1
         return self._in_lut[pixels].reshape((n,) + self.input.shape[1:])
 
-    def run(self, prepared: np.ndarray) -> np.ndarray:
-        """One prepared input (1, ...) -> raw output (10,), in the output's own dtype."""
-        self.interpreter.set_tensor(self._in_index, prepared)
-        self.interpreter.invoke()
-        return self.interpreter.get_tensor(self._out_index).reshape(-1)
-
-    def probabilities(self, raw: np.ndarray) -> np.ndarray:
-        """Raw output (10,) -> 10 probabilities: dequantized, softmax applied to logits.
-
-        A quantized softmax is returned as dequantized (it sums to 1 within a step or two of
-        the output scale, e.g. 1/256); a float softmax as is; logits go through softmax."""
-        return self._post(raw)
-
     def _choose_post(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Decided once per model, so the per-image path has no branches."""
+        """Raw output (10,) -> 10 probabilities, decided once per model so the per-image
+        path has no branches. A quantized softmax is returned dequantized (it sums to 1
+        within a step or two of its scale, e.g. 1/256); a float softmax as it is; logits go
+        through softmax."""
         lut, out = self._out_lut, self.output
 
         def dequantized(raw: np.ndarray) -> np.ndarray:
@@ -151,7 +141,7 @@ class Classifier:
         interpreter = self.interpreter
         interpreter.set_tensor(self._in_index, self._in_lut[pixels].reshape(self._in_shape))
         interpreter.invoke()
-        return self._post(interpreter.get_tensor(self._out_index)[0])
+        return self._post(interpreter.get_tensor(self._out_index).reshape(-1))
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N,10)."""
