@@ -138,9 +138,9 @@ def test_manifest_mismatch_is_refused_unless_trusted(tmp_path):
     manifest = json.loads((BUNDLED / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     model.load(tmp_path / INT8.name)  # matches
-    blob = bytearray(INT8.read_bytes())
-    blob[-100] ^= 1
-    (tmp_path / INT8.name).write_bytes(bytes(blob))
+    for entry in manifest["models"]:  # as if the file had changed since it was measured
+        entry["sha256"] = "0" * 64
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(BadModelError, match="differs from manifest.json"):
         model.load(tmp_path / INT8.name)
     model.load(tmp_path / INT8.name, trust_model=True)
