@@ -1,14 +1,17 @@
 """The four TFLite conversions and the representative (calibration) data.
 
-Path: `tf.lite.TFLiteConverter.from_keras_model`. With Keras 3 on TF 2.21 it traces the
-model's call into a concrete function and converts that, in memory, with no SavedModel on
-disk; it worked for this Sequential model in every variant. The documented alternative,
-`model.export(dir)` + `from_saved_model(dir)`, gives the same graph at the cost of a temp
-folder, and stays the fallback if a future Keras breaks `from_keras_model`.
+Path: `tf.lite.TFLiteConverter.from_keras_model`. With Keras 3 on TF 2.21 it works for this
+Sequential model in every variant: internally it exports the model to a temporary SavedModel
+(TensorFlow prints "Saved artifact at ..." for it, which `convert` hides) and converts that.
+It is the one call that takes our in-memory model as it is, so it stays; the documented
+alternative, `model.export(dir)` + `from_saved_model(dir)`, is the same route spelled out,
+and the fallback if a future Keras breaks `from_keras_model`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -64,4 +67,6 @@ def converter_for(model, variant: str, representative=None) -> tf.lite.TFLiteCon
 
 
 def convert(model, variant: str, representative=None) -> bytes:
-    return bytes(converter_for(model, variant, representative).convert())
+    # Hide the export's endpoint listing that TensorFlow prints on stdout for every call.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return bytes(converter_for(model, variant, representative).convert())
