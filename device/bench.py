@@ -58,6 +58,29 @@ def time_bare(clf: Classifier, runs: int = 1000, warmup: int = 50) -> Timing:
     return _summary(samples)
 
 
+def batch_throughput(clf: Classifier, batch: int = 64, runs: int = 50) -> float | None:
+    """Images/s with `batch` images per invoke, in a separate interpreter; None when the
+    model's batch size is fixed at 1."""
+    if not clf.dynamic_batch:
+        return None
+    from .runtime import quiet_native_stderr
+
+    with quiet_native_stderr():
+        interp = clf.runtime.make(clf.path.read_bytes())
+        interp.resize_tensor_input(clf._in_index, [batch, *clf.input.shape[1:]])
+        interp.allocate_tensors()
+    x = clf.prepare(sample_images(batch))
+    for _ in range(3):
+        interp.set_tensor(clf._in_index, x)
+        interp.invoke()
+    t0 = time.perf_counter()
+    for _ in range(runs):
+        interp.set_tensor(clf._in_index, x)
+        interp.invoke()
+        interp.get_tensor(clf._out_index)
+    return batch * runs / (time.perf_counter() - t0)
+
+
 def _summary(ns: np.ndarray) -> Timing:
     us = ns / 1000.0
     p50, p95, p99 = np.percentile(us, [50, 95, 99])

@@ -68,6 +68,7 @@ class Classifier:
     _in_index: int = field(repr=False, default=0)
     _out_index: int = field(repr=False, default=0)
     quantized: bool = False  # weights or activations stored below float32 precision
+    dynamic_batch: bool = False  # the model's signature has batch -1 (can run N at a time)
 
     @property
     def input_mode(self) -> str:
@@ -217,7 +218,8 @@ def load(
         raise BadModelError(f"{path}: output shape {list(tout.shape)} is not 10 classes")
     if tin.dtype not in (np.float32, np.int8, np.uint8):
         raise BadModelError(f"{path}: input dtype {tin.dtype} is not float32, int8 or uint8")
-    if tin.shape[0] == -1:
+    dynamic_batch = tin.shape[0] == -1
+    if dynamic_batch:
         interpreter.resize_tensor_input(inputs[0]["index"], [1, *tin.shape[1:]])
         with quiet_native_stderr():
             interpreter.allocate_tensors()
@@ -230,6 +232,7 @@ def load(
         output=tout,
         output_kind=_output_kind(interpreter, outputs[0]["index"]),
         quantized=_has_quantized_tensors(interpreter),
+        dynamic_batch=dynamic_batch,
         sha256=sha,
         size=len(content),
         _in_index=inputs[0]["index"],

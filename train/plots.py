@@ -20,6 +20,7 @@ def training_curves(history: dict[str, list[float]], path: Path) -> None:
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], "s--", label=f"validation {key}")
         ax.set_xlabel("epoch")
+        ax.set_xticks(list(epochs))
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
