@@ -156,6 +156,11 @@ def test_bench_json():
         assert {"model", "runtime", "p50_us", "p95_us", "p99_us", "throughput_per_s",
                 "bytes"} <= row.keys()
         assert row["p50_us"] <= row["p95_us"] <= row["p99_us"]
+        assert row["batch64_throughput_per_s"] > 0  # our models have a dynamic batch
+    fixed = INTEROP / "everylumi_float_28x28x1.tflite"  # batch fixed at 1 in its signature
+    if fixed.exists():
+        res = run("bench", "--model", str(fixed), "--runs", "20", "--warmup", "2", "--json")
+        assert json.loads(res.stdout)["batch64_throughput_per_s"] is None
 
 
 def test_info_json():
