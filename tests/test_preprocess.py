@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from device import images, preprocess
 
@@ -162,6 +162,54 @@ def test_sheets_on_a_desk_accuracy(test_split, int8_model):
         found = preprocess.find_digits(np.clip(img + rng.normal(0, 0.02, img.shape), 0, 1))
         hits += bool(found) and int(int8_model.predict_one(found[0].pixels).argmax()) == y[i]
     assert hits / 200 >= 0.97
+
+
+def _on_paper(digit, rng, size=160, ink=0.7):
+    """A 640x480 frame of paper (0.85) with a dark digit of `size` px at a random place."""
+    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.BICUBIC), np.float32) / 255
+    img = np.full((480, 640), 0.85, np.float32)
+    oy, ox = rng.integers(0, 480 - size), rng.integers(0, 640 - size)
+    img[oy : oy + size, ox : ox + size] -= ink * big
+    return img
+
+
+def _gradient(d, rng):  # light falling off from right to left, to 55%
+    return _on_paper(d, rng) * np.linspace(0.55, 1.1, 640)[None].astype(np.float32)
+
+
+def _vignette(d, rng):
+    yy, xx = np.mgrid[-1:1:480j, -1:1:640j]
+    return _on_paper(d, rng) * (1 - 0.45 * (xx**2 + yy**2) / 2).astype(np.float32)
+
+
+def _pencil(d, rng):  # faint strokes: ink only 0.3 darker than the paper
+    return _on_paper(d, rng, ink=0.3)
+
+
+def _tiny(d, rng):  # a 40 px digit in a 640x480 frame
+    return _on_paper(d, rng, size=40)
+
+
+def _jpeg(d, rng):  # blurred, then JPEG quality 15
+    img = Image.fromarray((_on_paper(d, rng) * 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(2))
+    return images.decode_gray(_encode(img, "JPEG", quality=15))
+
+
+@pytest.mark.parametrize("make, floor", [(_gradient, 0.95), (_vignette, 0.97), (_pencil, 0.97),
+                                         (_tiny, 0.95), (_jpeg, 0.97)],
+                         ids=lambda v: getattr(v, "__name__", "")[1:] or str(v))
+def test_hard_conditions_accuracy(make, floor, test_split, int8_model):
+    """100 test digits per condition, with sensor noise; measured here: gradient 97.5%,
+    vignette 99%, pencil 98.5%, tiny 98%, jpeg 99% (on 200)."""
+    x, y = test_split
+    rng = np.random.default_rng(1)
+    hits = 0
+    for i in range(100):
+        gray = np.clip(make(x[i], rng) + rng.normal(0, 0.02, (480, 640)), 0, 1)
+        found = preprocess.find_digits(gray.astype(np.float32))
+        hits += bool(found) and int(int8_model.predict_one(found[0].pixels).argmax()) == y[i]
+    assert hits / 100 >= floor
 
 
 def test_multi_reads_left_to_right(test_split, int8_model):
