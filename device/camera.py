@@ -22,8 +22,6 @@ import numpy as np
 from . import images
 from .errors import BadImageError, CameraError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mkv", ".mov", ".mjpeg", ".webm", ".h264"}
 CAMERA_HINT = (
     "check the cable and that no other program (libcamera-hello, another mnist-edge) "
     "holds the camera; list cameras with `libcamera-hello --list-cameras` or `v4l2-ctl "
@@ -49,9 +47,10 @@ class FolderSource:
 
     def __init__(self, folder: Path, on_skip: Callable[[str], None] | None = None):
         self.name = str(folder)
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self.files = images.files_in(folder)
         if not self.files:
-            raise BadImageError(f"{folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise BadImageError(
+                f"{folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
         self._it = iter(self.files)
         self.on_skip = on_skip
         self.current: Path | None = None

@@ -51,10 +51,16 @@ def classify_file(clf: Classifier, path: Path, multi: bool = False) -> list[Pred
 
 
 def expand(patterns: list[str]) -> list[Path]:
-    """Paths as given; a pattern that names no file is expanded as a glob (quoted globs)."""
+    """Paths as given; a folder gives the images in it; a pattern that names no file is
+    expanded as a glob (quoted globs)."""
     out: list[Path] = []
     for pattern in patterns:
-        if not Path(pattern).exists() and glob.has_magic(pattern):
+        if Path(pattern).is_dir():
+            found = images.files_in(Path(pattern))
+            if not found:
+                raise BadImageError(f"{pattern}: no image files in this folder")
+            out.extend(found)
+        elif not Path(pattern).exists() and glob.has_magic(pattern):
             matches = sorted(glob.glob(pattern, recursive=True))
             if not matches:
                 raise BadImageError(f"{pattern}: no file matches this pattern")

@@ -111,7 +111,7 @@ def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = 
 @app.command()
 @one_line_errors
 def classify(
-    images: Annotated[list[str], typer.Argument(help="Image files or glob patterns "
+    images: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns "
                                                 "(PNG, JPEG, BMP, GIF, WebP, PNM).",
                                                 show_default=False)],
     model: Annotated[Path | None, typer.Option("--model", "-m", help="TFLite model "

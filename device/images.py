@@ -20,9 +20,15 @@ from PIL import Image, ImageOps
 from .errors import BadImageError
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "PPM")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", ".pnm"}
 MAX_PIXELS = 40_000_000  # a 40 MP photo; larger declared sizes are refused unread
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
+
+
+def files_in(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, by name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_gray(path: str | Path) -> np.ndarray:

@@ -72,6 +72,19 @@ def test_classify_multi():
     assert all(len(d["bbox"]) == 4 for d in obj["digits"])
 
 
+def test_classify_folder(tmp_path):
+    for path in EXAMPLES[:3]:
+        shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "notes.txt").write_text("not an image")
+    res = run("classify", "--json", str(tmp_path))
+    assert res.exit_code == 0
+    assert [json.loads(line)["digit"] for line in res.stdout.splitlines()] == [
+        label_of(p) for p in EXAMPLES[:3]]
+    (tmp_path / "empty").mkdir()
+    res = run("classify", str(tmp_path / "empty"))
+    assert res.exit_code == 2 and "no image files" in res.stderr
+
+
 def test_classify_quoted_glob_and_debug_dir(tmp_path):
     res = run("classify", "--debug-dir", str(tmp_path), str(ROOT / "examples" / "digit[0-2]_*"))
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == 3
