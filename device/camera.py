@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import images
-from .errors import BadImageError, CameraError
+from .errors import BadImageError, CameraError, UsageError
 
 CAMERA_HINT = (
     "check the cable and that no other program (libcamera-hello, another mnist-edge) "
@@ -258,7 +258,7 @@ def open_source(spec: str, log: Callable[[str], None] | None = None, **resilienc
     if spec.startswith("opencv:"):
         index_text = spec.split(":", 1)[1]
         if not index_text.isdigit():
-            raise BadImageError(f"--source {spec}: expected opencv:N with N a camera index")
+            raise UsageError(f"--source {spec}: expected opencv:N with N a camera index")
         index = int(index_text)
         return Resilient(lambda: OpenCVSource(index), log=log, **resilience)
     path = Path(spec)  # files and folders are not live: no reconnects
@@ -266,7 +266,7 @@ def open_source(spec: str, log: Callable[[str], None] | None = None, **resilienc
         return FolderSource(path, on_skip=log)
     if path.is_file():
         return OpenCVSource(str(path))
-    raise BadImageError(
+    raise UsageError(
         f"--source {spec}: no such file or folder (use auto, picamera2, opencv:N, a video or a folder)"
     )
 
@@ -288,9 +288,9 @@ class Roi:
         try:
             x, y, rw, rh = (int(v) for v in text.split(","))
         except ValueError:
-            raise BadImageError(f"--roi {text}: expected x,y,w,h in pixels") from None
+            raise UsageError(f"--roi {text}: expected x,y,w,h in pixels") from None
         if rw <= 0 or rh <= 0 or x < 0 or y < 0 or x + rw > w or y + rh > h:
-            raise BadImageError(f"--roi {text}: outside the {w}x{h} frame")
+            raise UsageError(f"--roi {text}: outside the {w}x{h} frame")
         return Roi(x, y, rw, rh)
 
     def cut(self, frame: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from . import __version__
-from .errors import BadImageError, BadModelError, MnistEdgeError
+from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
 
 BUNDLED_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = BUNDLED_DIR / "mnist_cnn_int8.tflite"
@@ -376,7 +376,7 @@ def show(
 
     images, labels = mnist.load_split(split.value, data)
     if index >= len(images):
-        raise BadImageError(f"index {index} is out of range: the {split.value} split has "
+        raise UsageError(f"index {index} is out of range: the {split.value} split has "
                             f"{len(images)} images (0-{len(images) - 1})")
     typer.echo(to_text(images[index]))
     typer.echo(f"{split.value}[{index}]: label {int(labels[index])}")

@@ -7,6 +7,10 @@ class MnistEdgeError(Exception):
     exit_code = 2
 
 
+class UsageError(MnistEdgeError):
+    """An option value that cannot work (a malformed --roi, an unknown --source...)."""
+
+
 class BadImageError(MnistEdgeError):
     """An image file that cannot be read, is too large, or is in a refused format."""
 
