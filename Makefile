@@ -51,7 +51,6 @@ test-fast: $(BIN)/mnist-edge  ## skip the slow (TensorFlow, full-data) tests
 
 lint: $(BIN)/mnist-edge
 	$(BIN)/ruff check .
-	$(BIN)/ruff check --select TID251 device
 	$(BIN)/mypy
 
 clean:

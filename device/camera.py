@@ -179,12 +179,12 @@ class Resilient:
         self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.log = log or (lambda _msg: None)
         self.reconnects = 0
-        self.source = self._open_with_retries(first=True)
+        self.source = self._open_with_retries()
         self.name = self.source.name
         self._last_hash: bytes | None = None
         self._same = 0
 
-    def _open_with_retries(self, first: bool = False) -> Source:
+    def _open_with_retries(self) -> Source:
         last: CameraError | None = None
         for attempt in range(self.retries + 1):
             if attempt:

@@ -18,6 +18,7 @@ import typer
 
 from . import __version__
 from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
+from .evaluate import MAX_DROP_PP, MIN_AGREEMENT
 
 BUNDLED_DIR = Path(__file__).parent / "models"
 DEFAULT_MODEL = BUNDLED_DIR / "mnist_cnn_int8.tflite"
@@ -88,6 +89,11 @@ ThreadsOpt = Annotated[
     int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: runtime's).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+ModelsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--model", "-m", help="Model file (repeatable). Default: the bundled float32 "
+                 "and int8 models.", show_default=False),
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-model", help="Run a model whose SHA-256 differs from the "
                        "manifest.json beside it.")
@@ -206,16 +212,14 @@ def camera(
 @app.command()
 @one_line_errors
 def check(
-    model: Annotated[list[Path] | None, typer.Option("--model", "-m", help="Model to measure "
-                     "(repeatable). Default: the bundled float32 and int8 models.",
-                     show_default=False)] = None,
+    model: ModelsOpt = None,
     data: Annotated[Path | None, typer.Option("--data", help="Folder with the MNIST test "
                     "files (default: MNIST_EDGE_DATA, the cache, else the bundled copy).",
                     show_default=False)] = None,
     max_drop: Annotated[float, typer.Option("--max-drop", min=0.0, help="Allowed accuracy "
-                        "drop of a quantized model, in percentage points.")] = 0.5,
+                        "drop of a quantized model, in percentage points.")] = MAX_DROP_PP,
     min_agreement: Annotated[float, typer.Option("--min-agreement", min=0.0, max=1.0,
-                             help="Required top-1 agreement with the reference.")] = 0.99,
+                             help="Required top-1 agreement with the reference.")] = MIN_AGREEMENT,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N "
                      "test images.", show_default=False)] = None,
     json_out: JsonOpt = False,
@@ -265,9 +269,7 @@ def check(
 @app.command()
 @one_line_errors
 def bench(
-    model: Annotated[list[Path] | None, typer.Option("--model", "-m", help="Model to time "
-                     "(repeatable). Default: the bundled float32 and int8 models.",
-                     show_default=False)] = None,
+    model: ModelsOpt = None,
     runs: Annotated[int, typer.Option("--runs", min=10, help="Timed invokes per model.")] = 2000,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed invokes first.")] = 100,
     json_out: JsonOpt = False,
