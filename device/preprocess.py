@@ -112,9 +112,51 @@ def _background(gray: np.ndarray) -> float:
     return float(np.median(gray[::step, ::step]))
 
 
+PAPER_WINDOW = 8  # the local paper estimate's window: 1/8 of the frame's longer side
+
+
+def _sliding(img: np.ndarray, k: int, op) -> np.ndarray:
+    """A k x k max or min filter (separable, edges padded by repetition)."""
+    pad = k // 2
+    for axis in (0, 1):
+        padded = np.pad(img, [(pad, k - 1 - pad) if a == axis else (0, 0) for a in (0, 1)],
+                        mode="edge")
+        img = op(np.lib.stride_tricks.sliding_window_view(padded, k, axis=axis), axis=-1)
+    return img
+
+
+SHADOW_FLOOR = 0.4  # paper in a shadow keeps at least this share of the typical paper level
+MIN_PAPER_GRID = 48  # below this (on the analysis grid) strokes are too wide for the closing
+
+
+def _paper(gray: np.ndarray) -> np.ndarray | None:
+    """The local paper brightness on the analysis grid, or None for small images (strokes
+    too wide for the window). A grey-level closing (max, then min filter) wider than any
+    stroke: it erases dark strokes and keeps large shapes, a shadow's edge included."""
+    grid, _ = _downscale(gray)
+    if min(grid.shape) < MIN_PAPER_GRID:
+        return None
+    k = max(3, max(grid.shape) // PAPER_WINDOW) | 1
+    return _sliding(_sliding(grid, k, np.max), k, np.min).astype(np.float32)
+
+
+def _relative_to_paper(gray: np.ndarray, paper: np.ndarray) -> np.ndarray:
+    """Each pixel as a share of the paper's brightness around it: a shadow or uneven light
+    multiplies the paper's brightness, and dividing by the local estimate undoes that.
+    Regions far darker than the paper (a desk around a sheet) are not paper: the divisor
+    stops at SHADOW_FLOOR of the typical paper level, so their noise is not magnified."""
+    h, w = gray.shape
+    floor = SHADOW_FLOOR * float(np.median(paper))
+    full = np.asarray(Image.fromarray(paper, mode="F").resize((w, h), Image.Resampling.BILINEAR))
+    return np.clip(gray / np.maximum(full, max(floor, 0.05)), 0.0, 1.0).astype(np.float32)
+
+
 def _ink(gray: np.ndarray, invert: bool) -> np.ndarray | None:
     """Ink as bright on black, stretched to [0,1]; None when there is too little contrast."""
     if invert:
+        paper = _paper(gray)
+        if paper is not None:
+            gray = _relative_to_paper(gray, paper)
         gray = 1.0 - gray  # dark digit on light paper -> light on dark, like MNIST
     background = _background(gray)
     top = float(gray.max())
@@ -232,10 +274,13 @@ def _components(mask: np.ndarray) -> list[_Blob]:
 
 
 def _blobs(grid: np.ndarray) -> list[_Blob]:
-    """Ink blobs on the analysis grid; those touching its edge (the desk around a sheet, a
-    shadow, the frame's border) are dropped when any other blob is left."""
+    """Ink blobs on the analysis grid. Those that span the frame from one edge to the
+    opposite one are structures, not writing (a ruled or margin line, a shadow edge, the
+    desk around a sheet): always dropped. Those touching one edge (a shadow, the frame's
+    border) are dropped when any other blob is left."""
     mask = grid >= max(MIN_THRESHOLD, _otsu(grid))
-    blobs = [b for b in _components(mask) if b.area >= max(3, mask.size // 4000)]
+    blobs = [b for b in _components(mask) if b.area >= max(3, mask.size // 4000)
+             and not _spans(b, mask.shape)]
     inside = [b for b in blobs if not _touches_edge(b, mask.shape)]
     return inside or blobs
 
@@ -243,6 +288,10 @@ def _blobs(grid: np.ndarray) -> list[_Blob]:
 def _is_sheet(b: _Blob, shape: tuple[int, ...]) -> bool:
     """Large and solid: strokes fill well under 3/4 of their box, a sheet fills all of it."""
     return b.area >= 0.15 * shape[0] * shape[1] and b.area >= 0.75 * b.width * b.height
+
+
+def _spans(b: _Blob, shape: tuple[int, ...]) -> bool:
+    return (b.x0 == 0 and b.x1 >= shape[1]) or (b.y0 == 0 and b.y1 >= shape[0])
 
 
 def _touches_edge(b: _Blob, shape: tuple[int, ...]) -> bool:
