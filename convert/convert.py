@@ -4,6 +4,8 @@ runtime, write manifest.json and report.md, and gate the int8 model's accuracy.
     python -m convert [--model models/mnist_cnn.keras] [--out models] [--max-drop 0.5]
                       [--representative 500] [--layer-report] [--c-array] [--bundle]
 
+Models are named after the Keras file: mnist_robust.keras -> mnist_robust_int8.tflite, ...
+
 Exit codes: 0 all written and the gate passed; 1 the gate failed (models and manifest are
 still written, so the failure can be inspected; nothing is bundled); 2 bad input.
 Nothing is written to a final path until every model has converted and been measured.
@@ -32,8 +34,9 @@ from device.errors import MnistEdgeError
 
 from .report import confusion_png, report_markdown
 
-BUNDLE_DIR = Path(__file__).resolve().parent.parent / "device" / "models"
-BUNDLED = ("mnist_cnn_int8.tflite", "mnist_cnn_float32.tflite")
+BUNDLE_ROOT = Path(__file__).resolve().parent.parent / "device" / "models"
+FAMILIES = {"mnist_cnn": "tutorial", "mnist_robust": "robust"}  # file stem -> bundled folder
+BUNDLED_VARIANTS = ("int8", "float32")
 PREPROCESSING = {
     "image": "28x28 grayscale, white digit on black background (MNIST polarity)",
     "float_input": "pixel / 255 as float32, shape (1,28,28,1)",
@@ -56,19 +59,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "that shows the gate failing")
     p.add_argument("--max-drop", type=float, default=evaluate.MAX_DROP_PP,
                    help="allowed accuracy drop of a quantized model, percentage points (0.5)")
-    p.add_argument("--min-agreement", type=float, default=evaluate.MIN_AGREEMENT,
-                   help="required top-1 agreement with float32 (default 0.99)")
+    p.add_argument("--min-agreement", type=float, default=evaluate.MIN_AGREEMENT_PCT,
+                   help="required top-1 agreement with float32, percent (default 99)")
     p.add_argument("--layer-report", action="store_true",
                    help="write int8_layers.csv: per-layer quantization error")
     p.add_argument("--c-array", action="store_true",
                    help="write mnist_cnn_int8.cc/.h for TensorFlow Lite Micro")
     p.add_argument("--bundle", action="store_true",
-                   help=f"when the gate passes, copy the int8/float32 models into {BUNDLE_DIR}")
-    p.add_argument("--bundle-dir", default=str(BUNDLE_DIR), help=argparse.SUPPRESS)
-    p.add_argument("--runtime", default=None, help="litert or tflite-runtime (default: auto)")
+                   help=f"when the gate passes, copy the int8/float32 models into "
+                        f"{BUNDLE_ROOT}/<family>/ (tutorial for mnist_cnn, robust for mnist_robust)")
+    p.add_argument("--bundle-dir", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--runtime", default=None, choices=["litert", "tflite-runtime"],
+                   help="litert or tflite-runtime (default: auto)")
     args = p.parse_args(argv)
     if args.representative < 1:
         p.error("--representative must be at least 1")
+    problem = evaluate.check_thresholds(args.max_drop, args.min_agreement)
+    if problem:
+        p.error(problem)
     return args
 
 
@@ -91,8 +99,10 @@ def run(args: argparse.Namespace) -> int:
     if not model_path.is_file():
         print(f"error: {model_path}: no trained model; run `make train` first", file=sys.stderr)
         return 2
+    stem = model_path.stem
     test_x, test_y = data.load_split("test", args.data)
     train_x, train_y = data.load_split("train", args.data)
+    runtime_probe = device_model.choose(args.runtime)  # a missing runtime fails before converting
 
     import keras
     import tensorflow as tf
@@ -135,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         entries, results = [], []
         for variant in tflite.VARIANTS:
-            name = f"mnist_cnn_{variant}.tflite"
+            name = f"{stem}_{variant}.tflite"
             path = staging / name
             path.write_bytes(blobs[variant])
-            clf = device_model.load(path, runtime=args.runtime, trust_model=True)
+            clf = device_model.load(path, runtime=runtime_probe, trust_model=True)
             res = evaluate.measure(clf, test_x, test_y)
             res.model = name
             timing = bench.time_wrapper(clf, runs=1000)
@@ -159,9 +169,11 @@ def run(args: argparse.Namespace) -> int:
             })
             runtime_name = str(clf.runtime)
         passed = evaluate.apply_gate(results, args.max_drop, args.min_agreement)
+        reference = f"{stem}_float32.tflite"
         for entry, res in zip(entries, results, strict=True):
             entry["agreement_with_float32"] = res.agreement
-            entry["drop_pp_vs_float32"] = res.drop_pp
+            entry["drop_pp_vs_float32"] = res.drop_pp  # positive = worse than float32
+            entry["reference"] = reference if res.quantized else None
             entry["gate"] = "reference" if not res.quantized else ("pass" if res.passed else "FAIL")
 
         manifest = {
@@ -185,21 +197,21 @@ def run(args: argparse.Namespace) -> int:
             "tools": {"tensorflow": tf.__version__, "keras": keras.__version__,
                       "numpy": np.__version__},
             "gate": {
-                "reference": "mnist_cnn_float32.tflite", "max_drop_pp": args.max_drop,
-                "min_agreement": args.min_agreement, "passed": passed,
-                "failures": [f"{r.model}: {r.reason}" for r in results if not r.passed],
+                "reference": reference, "max_drop_pp": args.max_drop,
+                "min_agreement_pct": args.min_agreement, "passed": bool(passed),
+                "failures": [f"{r.model}: {r.reason}" for r in results if r.passed is False],
             },
             "models": entries,
         }
 
         # Everything converted and measured: now write the final files, manifest last.
         for variant in tflite.VARIANTS:
-            atomic.write_bytes(out / f"mnist_cnn_{variant}.tflite", blobs[variant])
+            atomic.write_bytes(out / f"{stem}_{variant}.tflite", blobs[variant])
         extras = []
         if args.c_array:
             from .c_array import write_c_array
 
-            extras += write_c_array(blobs["int8"], out, "mnist_cnn_int8")
+            extras += write_c_array(blobs["int8"], out, f"{stem}_int8")
         layer_rows = None
         if args.layer_report:
             from .layers import layer_report
@@ -225,17 +237,19 @@ def run(args: argparse.Namespace) -> int:
         for failure in manifest["gate"]["failures"]:
             print(f"GATE FAILED: {failure}", file=sys.stderr)
         return 1
-    print(f"gate passed: every quantized model within {args.max_drop} pp of float32 "
-          f"and agreeing on >= {args.min_agreement:.0%} of test images")
+    print(f"gate passed: every quantized model within {args.max_drop:g} pp of float32 "
+          f"and agreeing on >= {args.min_agreement:g}% of test images")
     if args.bundle:
-        bundle(out, Path(args.bundle_dir), manifest)
+        target = Path(args.bundle_dir) if args.bundle_dir else BUNDLE_ROOT / FAMILIES.get(stem, stem)
+        bundle(out, target, manifest, stem)
     return 0
 
 
-def bundle(out: Path, target: Path, manifest: dict) -> None:
+def bundle(out: Path, target: Path, manifest: dict, stem: str) -> None:
     """Copy the default device models and their manifest entries into the package."""
-    for name in BUNDLED:
+    names = [f"{stem}_{v}.tflite" for v in BUNDLED_VARIANTS]
+    for name in names:
         atomic.copy_file(out / name, target / name)
-    slim = dict(manifest, models=[m for m in manifest["models"] if m["file"] in BUNDLED])
+    slim = dict(manifest, models=[m for m in manifest["models"] if m["file"] in names])
     atomic.write_json(target / "manifest.json", slim)
-    print(f"bundled {', '.join(BUNDLED)} and manifest.json into {target}")
+    print(f"bundled {', '.join(names)} and manifest.json into {target}")

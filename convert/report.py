@@ -47,7 +47,8 @@ def report_markdown(manifest: dict[str, Any], layer_rows=None, brief: bool = Fal
         )
     gate = manifest["gate"]
     lines += ["", f"Gate: {'PASSED' if gate['passed'] else 'FAILED'} "
-              f"(max drop {gate['max_drop_pp']} pp, min agreement {gate['min_agreement']:.0%})"]
+              f"(max drop {gate['max_drop_pp']:g} pp, min agreement "
+              f"{gate['min_agreement_pct']:g}%; drop is positive when worse than float32)"]
     lines += [f"- {f}" for f in gate["failures"]]
     if brief:
         return "\n".join(lines)
@@ -73,17 +74,19 @@ def confusion_png(labels: np.ndarray, preds: np.ndarray, path: Path, title: str)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cm = np.zeros((10, 10), dtype=int)
+    n = 11 if preds.max(initial=0) >= 10 else 10  # column 10: answered "no digit"
+    cm = np.zeros((n, n), dtype=int)
     np.add.at(cm, (labels.astype(int), preds.astype(int)), 1)
     fig, ax = plt.subplots(figsize=(6, 5.4))
     ax.imshow(np.log1p(cm), cmap="Blues")
-    for i in range(10):
-        for j in range(10):
+    for i in range(n):
+        for j in range(n):
             if cm[i, j]:
                 ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
                         color="white" if i == j else "black")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
+    ticks = [str(d) for d in range(10)] + ["none"][: n - 10]
+    ax.set_xticks(range(n), ticks)
+    ax.set_yticks(range(n), ticks)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

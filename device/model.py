@@ -4,8 +4,9 @@ Reads the model's own signature, so models made by other people work without opt
 - input (1,28,28,1), (1,28,28) or (1,784); float32, int8 or uint8;
 - float inputs take [0,1] pixels; quantized inputs take the quantized [0,1] pixels; a uint8
   input without quantization parameters takes the raw 0-255 pixels;
-- softmax or logits output, float or quantized: `predict_one()` always returns 10
-  probabilities (a quantized softmax dequantized, logits through softmax).
+- softmax or logits output, float or quantized: `predict_one()` always returns
+  probabilities (a quantized softmax dequantized, logits through softmax): 10, one per
+  digit, or 11 for a model with an extra last output meaning "no digit" (NONE).
 
 Every model input here is a white-on-black 28x28 uint8 image, as in MNIST.
 """
@@ -32,6 +33,7 @@ from .runtime import Runtime, choose, quiet_native_stderr
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # MNIST classifiers are KB to a few MB
 ACCEPTED_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
 MANIFEST = "manifest.json"
+NONE = 10  # index of the "no digit" output of an 11-output model
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Classifier:
     size: int
     _in_index: int = field(repr=False, default=0)
     _out_index: int = field(repr=False, default=0)
+    classes: int = 10  # 10 digits, or 11 with "no digit" last
     quantized: bool = False  # weights or activations stored below float32 precision
     dynamic_batch: bool = False  # the model's signature has batch -1 (can run N at a time)
 
@@ -145,12 +148,12 @@ class Classifier:
         return self._post(interpreter.get_tensor(self._out_index).reshape(-1))
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N,10)."""
+        """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N, classes)."""
         pixels = np.asarray(pixels, dtype=np.uint8)
         if pixels.ndim == 2:
             return self.predict_one(pixels)[None]
         return np.stack([self.predict_one(p) for p in pixels]) if len(pixels) else \
-            np.empty((0, 10), np.float32)
+            np.empty((0, self.classes), np.float32)
 
     def signature(self) -> dict[str, Any]:
         return {
@@ -214,8 +217,10 @@ def load(
             f"{path}: input shape {list(tin.shape)} is not a 28x28 image "
             "(expected [1,28,28,1], [1,28,28] or [1,784])"
         )
-    if int(np.prod(tout.shape[1:])) != 10:
-        raise BadModelError(f"{path}: output shape {list(tout.shape)} is not 10 classes")
+    classes = int(np.prod(tout.shape[1:]))
+    if classes not in (10, 11):
+        raise BadModelError(f"{path}: output shape {list(tout.shape)} is not 10 digits "
+                            "(or 10 digits and 'no digit')")
     if tin.dtype not in (np.float32, np.int8, np.uint8):
         raise BadModelError(f"{path}: input dtype {tin.dtype} is not float32, int8 or uint8")
     dynamic_batch = tin.shape[0] == -1
@@ -231,6 +236,7 @@ def load(
         input=tin,
         output=tout,
         output_kind=_output_kind(interpreter, outputs[0]["index"]),
+        classes=classes,
         quantized=_has_quantized_tensors(interpreter),
         dynamic_batch=dynamic_batch,
         sha256=sha,
@@ -243,7 +249,7 @@ def load(
             probs = clf.predict_one(np.zeros((28, 28), np.uint8))
     except (RuntimeError, ValueError) as e:
         raise BadModelError(f"{path}: fails on a blank image ({_first_line(e)})") from None
-    if probs.shape != (10,) or not np.isfinite(probs).all():
+    if probs.shape != (classes,) or not np.isfinite(probs).all():
         raise BadModelError(f"{path}: gives {probs.shape} non-finite or malformed outputs")
     return clf
 
@@ -268,14 +274,19 @@ def read_model_bytes(path: Path) -> bytes:
     return content
 
 
-def manifest_entry(path: Path) -> dict[str, Any] | None:
-    """The entry of `manifest.json` beside the model that names this file, if any."""
-    manifest = path.parent / MANIFEST
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The `manifest.json` beside a model, when there is a readable one."""
     try:
-        data = json.loads(manifest.read_text())
+        data = json.loads((Path(path).parent / MANIFEST).read_text())
     except (OSError, ValueError):
         return None
-    models = data.get("models") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else None
+
+
+def manifest_entry(path: Path) -> dict[str, Any] | None:
+    """The entry of `manifest.json` beside the model that names this file, if any."""
+    data = read_manifest(path)
+    models = data.get("models") if data else None
     if not isinstance(models, list):
         return None
     for entry in models:

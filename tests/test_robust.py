@@ -1,0 +1,172 @@
+"""The robust recipe (augmentations, frame-derived examples, a smoke run) and the "no digit"
+answer: preprocessing that finds no ink, the model's own "no digit" output, --min-confidence."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from device import bundled, synth
+from device import model as device_model
+from device.cli import app
+
+from .conftest import ROOT, mnist_dir
+
+runner = CliRunner()
+slow = pytest.mark.slow
+ROBUST_INT8 = bundled.NAMES["robust"]
+
+
+def _save(frame: np.ndarray, path):
+    Image.fromarray((frame * 255).astype(np.uint8)).save(path)
+    return path
+
+
+# --- the recipe's building blocks (numpy only) ---
+
+def test_each_augmentation_keeps_shape_and_range_and_changes_images(test_split):
+    from train import augment
+
+    x = test_split[0][:64].astype(np.float32) / 255
+    for fn, share in augment.PIPELINE:
+        out = fn(x.copy(), np.random.default_rng(0))
+        assert out.shape == x.shape and out.dtype == np.float32, fn.__name__
+        assert 0.0 <= share <= 1.0
+        assert np.abs(np.clip(out, 0, 1) - x).mean() > 1e-3, f"{fn.__name__} changed nothing"
+    a = augment.augment(x, np.random.default_rng(7))
+    b = augment.augment(x, np.random.default_rng(7))
+    assert np.array_equal(a, b) and a.min() >= 0 and a.max() <= 1  # seeded: deterministic
+
+
+def test_frame_examples_are_labelled_crops(test_split):
+    from train import frames
+
+    rng = np.random.default_rng(0)
+    x, y = frames.photo_digits(test_split[0][:40], test_split[1][:40], 40, rng)
+    assert len(x) >= 30 and x.shape[1:] == (28, 28) and set(y.tolist()) <= set(range(10))
+    empties = frames.empty_crops(60, rng)
+    assert empties.dtype == np.uint8 and empties.shape[1:] == (28, 28)
+    blank = frames.blank_inputs(10, rng)
+    assert blank.shape == (10, 28, 28) and blank.max() <= 1
+
+
+def test_synthetic_photo_box_holds_the_digit(test_split):
+    frame, (x, y, w, h) = synth.photo_with_box(test_split[0][0], np.random.default_rng(1), "ruled")
+    assert 0 <= x and x + w <= frame.shape[1] and 0 <= y and y + h <= frame.shape[0]
+    assert frame[y : y + h, x : x + w].min() < np.median(frame) - 0.2  # the ink is inside
+
+
+# --- "no digit" on the device ---
+
+def test_robust_model_has_a_no_digit_output():
+    clf = device_model.load(ROBUST_INT8)
+    assert clf.classes == 11 and clf.quantized
+    assert clf.predict_one(np.zeros((28, 28), np.uint8)).argmax() == device_model.NONE
+
+
+def test_empty_frames_read_no_digit(tmp_path):
+    rng = np.random.default_rng(123)
+    files = [_save(synth.empty(rng, style), tmp_path / f"{style}.png") for style in synth.STYLES]
+    res = runner.invoke(app, ["classify", "--json", *map(str, files)])
+    assert res.exit_code == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    nulls = [o for o in objs if o["digit"] is None]
+    assert len(nulls) >= len(files) - 1, objs
+    assert {o["none_reason"] for o in nulls} <= {"no ink", "model"}
+
+
+def test_robust_model_reads_the_examples():
+    examples = sorted((ROOT / "examples").glob("digit*_test*.*"))
+    res = runner.invoke(app, ["classify", "--json", *map(str, examples)])
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert [o["digit"] for o in objs] == [int(p.name[5]) for p in examples]
+    assert all(o["no_digit"] is not None and o["no_digit"] < 0.5 for o in objs)
+
+
+@pytest.mark.parametrize("model", ["robust", "tutorial"])
+def test_min_confidence_turns_a_weak_reading_into_no_digit(model):
+    example = next((ROOT / "examples").glob("digit7_*"))
+    res = runner.invoke(app, ["classify", "--model", model, "--min-confidence", "1.0", "--json",
+                              str(example)])
+    assert res.exit_code == 0
+    obj = json.loads(res.stdout)
+    assert obj["digit"] is None and obj["none_reason"] == "below min confidence"
+    assert obj["confidence"] > 0.5  # the best guess is still reported
+    text = runner.invoke(app, ["classify", "--model", model, "--min-confidence", "1", str(example)])
+    assert "no digit (best guess 7" in text.stdout
+
+
+def test_blank_page_has_no_ink(tmp_path):
+    page = _save(np.full((120, 160), 0.9, np.float32), tmp_path / "page.png")
+    obj = json.loads(runner.invoke(app, ["classify", "--json", str(page)]).stdout)
+    assert obj["digit"] is None and obj["none_reason"] == "no ink" and obj["probabilities"] is None
+
+
+def test_camera_on_empty_frames_reads_no_digit(tmp_path):
+    rng = np.random.default_rng(5)
+    for n in range(4):
+        _save(synth.empty(rng, "ruled"), tmp_path / f"frame{n}.png")
+    res = runner.invoke(app, ["camera", "--source", str(tmp_path), "--json"])
+    assert res.exit_code == 0, res.stderr
+    objs = [json.loads(line) for line in res.stdout.splitlines()]
+    assert len(objs) == 4 and all(o["digit"] is None for o in objs)
+    assert [o["frame"] for o in objs] == [0, 1, 2, 3]
+
+
+def test_robustness_table(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# conversion report\n\nbefore\n")
+    args = ["robustness", "--per-style", "10", "--report", str(report), "--json"]
+    mnistc = ROOT.parent / "shared" / "mnistc"
+    if mnistc.is_dir():
+        args += ["--mnistc", str(mnistc)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    rows = {json.loads(line)["name"]: json.loads(line) for line in res.stdout.splitlines()}
+    assert set(rows) == {"tutorial", "tutorial-float32", "robust", "robust-float32"}
+    assert rows["robust"]["empty_mean_rate"] > rows["tutorial"]["empty_mean_rate"]
+    if mnistc.is_dir():
+        assert rows["tutorial"]["mnistc_mean_error"] == pytest.approx(0.1033, abs=1e-4)
+        assert rows["robust"]["mnistc_mean_error"] < 0.04
+    text = report.read_text()
+    assert text.startswith("# conversion report\n\nbefore\n") and "MNIST-C" in text
+    runner.invoke(app, args)  # a second run replaces the section, not appends
+    assert report.read_text().count("## Robustness") == 1
+
+
+# --- training (TensorFlow) ---
+
+@slow
+def test_robust_recipe_smoke(tmp_path):
+    """A small, short run of the robust recipe converts into an 11-output int8 model."""
+    out = tmp_path / "robust"
+    cmd = [sys.executable, "-m", "train", "--recipe", "robust", "--limit", "3000", "--epochs", "2",
+           "--data", str(mnist_dir()), "--out", str(out), "--no-plot"]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
+    metrics = json.loads((out / "train_metrics.json").read_text())
+    assert metrics["recipe"] == "robust" and metrics["params"] == 205_099
+    conv = subprocess.run([sys.executable, "-m", "convert", "--model", str(out / "mnist_robust.keras"),
+                           "--data", str(mnist_dir()), "--max-drop", "100", "--min-agreement", "0"],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert conv.returncode == 0, conv.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    int8 = next(m for m in manifest["models"] if m["variant"] == "int8")
+    assert int8["reference"] == "mnist_robust_float32.tflite" and int8["output"]["shape"][-1] == 11
+    assert device_model.load(out / "mnist_robust_int8.tflite").classes == 11
+
+
+@slow
+def test_kfold_and_dense_variant(tmp_path):
+    cmd = [sys.executable, "-m", "train", "--kfold", "2", "--variant", "dense", "--limit", "2000",
+           "--epochs", "1", "--data", str(mnist_dir()), "--out", str(tmp_path)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "kfold.json").read_text())
+    assert report["folds"] == 2 and len(report["fold_accuracy"]) == 2 and report["variant"] == "dense"
+    assert 0.5 < report["mean"] <= 1 and "2-fold validation accuracy" in res.stdout
