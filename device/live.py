@@ -1,55 +1,148 @@
-"""The live loop of `mnist-edge camera`: frames -> ROI -> preprocessing -> one interpreter."""
+"""The live loop shared by `mnist-edge camera` and `mnist-edge serve`:
+frames -> ROI -> preprocessing -> one interpreter -> a reading, with `--stable N`.
+
+`Reader` turns one frame into a reading (the same JSON object as `classify --json`, plus
+`frame` and `time`); `Stable` decides when a reading has changed. `run_camera` prints them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 from . import camera, images
-from .classify import classify_gray
+from .classify import Prediction, as_json, classify_gray
 from .errors import CameraError
 from .model import Classifier
 
 
+class Stable:
+    """Report a reading only once `frames` consecutive frames agree on it."""
+
+    def __init__(self, frames: int = 1):
+        self.frames = max(1, frames)
+        self.candidate: object = object()
+        self.count = 0
+        self.reported: object = object()
+
+    def update(self, value: object) -> bool:
+        """True when `value` becomes the new reported reading."""
+        if value == self.candidate:
+            self.count += 1
+        else:
+            self.candidate, self.count = value, 1
+        if self.count >= self.frames and value != self.reported:
+            self.reported = value
+            return True
+        return False
+
+
+class Reader:
+    """One frame at a time: cut the ROI, classify, describe. Thread-safe: the interpreter is
+    used under `lock`, which the HTTP API's uploads share."""
+
+    def __init__(self, clf: Classifier, *, roi: str | None = None, multi: bool = False,
+                 min_confidence: float = 0.0, lock: threading.Lock | None = None):
+        self.clf, self.roi_text, self.multi = clf, roi, multi
+        self.min_confidence = min_confidence
+        self.lock = lock or threading.Lock()
+        self.region: camera.Roi | None = None
+        self.latency_s = 0.0
+
+    def roi(self, frame: np.ndarray) -> camera.Roi:
+        r = self.region
+        if r is None or r.x + r.w > frame.shape[1] or r.y + r.h > frame.shape[0]:
+            self.region = camera.Roi.parse(self.roi_text, frame.shape)
+        assert self.region is not None
+        return self.region
+
+    def read(self, frame: np.ndarray) -> list[Prediction]:
+        gray = images.rgb_to_gray(self.roi(frame).cut(frame))
+        t0 = time.perf_counter()
+        with self.lock:
+            preds = classify_gray(self.clf, gray, multi=self.multi,
+                                  min_confidence=self.min_confidence)
+        self.latency_s = time.perf_counter() - t0
+        return preds
+
+    def describe(self, preds: list[Prediction], number: int, name: Any = None) -> dict[str, Any]:
+        """The JSON object of one frame: classify's keys, with frame number and time."""
+        return {"frame": number, "time": round(time.time(), 3),
+                **as_json(name, preds, str(self.clf.path), 1, self.multi)}
+
+
+def reading_of(preds: list[Prediction], multi: bool) -> object:
+    """What `--stable` compares: the digit, or with --multi the number read."""
+    if multi:
+        return "".join(str(p.digit) for p in preds if p.digit is not None) or None
+    return preds[0].digit
+
+
+def text_of(preds: list[Prediction], multi: bool) -> str:
+    if multi and any(p.digit is not None for p in preds):
+        return "".join(str(p.digit) for p in preds if p.digit is not None)
+    return preds[0].describe()
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (systemd stop, `kill`) ends the loop like Ctrl-C: cleanly, with the summary."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | None,
                json_out: bool, show: bool, timeout: float, retries: int,
-               say: Callable[[str], None]) -> int:
-    """Returns the exit code: 0 at the end of the stream, the frame limit or Ctrl-C."""
-    source = camera.open_source(spec, log=say, timeout=timeout, retries=retries)
+               say: Callable[[str], None], min_confidence: float = 0.0, stable: int = 1,
+               multi: bool = False) -> int:
+    """Returns the exit code: 0 at the end of the stream, the frame limit, Ctrl-C or SIGTERM;
+    2 when a file or folder gave no readable frame at all."""
+    skipped: list[str] = []
+
+    def on_skip(message: str) -> None:
+        skipped.append(message)
+        say(f"skipped: {message}")
+
+    source = camera.open_source(spec, log=on_skip, timeout=timeout, retries=retries)
+    reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     window = _Window(say) if show else None
-    count, shown, last = 0, 0, object()
-    region: camera.Roi | None = None
+    change = Stable(stable)
+    count = 0
     start = time.perf_counter()
     try:
-        for frame in camera.frames(source, frames):
-            if region is None or (region.x + region.w > frame.shape[1]
-                                  or region.y + region.h > frame.shape[0]):
-                region = camera.Roi.parse(roi, frame.shape)
-            pred = classify_gray(clf, images.rgb_to_gray(region.cut(frame)))[0]
-            count += 1
-            name = getattr(source, "current", None)
-            if json_out:
-                print(json.dumps({
-                    "frame": count - 1, "file": str(name) if name else None,
-                    "digit": pred.digit,
-                    "confidence": None if pred.confidence is None else round(pred.confidence, 6),
-                    "probabilities": pred.probabilities, "model": str(clf.path),
-                }), flush=True)
-            elif pred.digit != last:
-                label = "no digit" if pred.digit is None else f"{pred.digit} ({pred.confidence:.1%})"
-                where = f" [{name.name}]" if name is not None else ""
-                print(f"frame {count - 1}{where}: {label}", flush=True)
-                shown += 1
-            last = pred.digit
-            if window is not None and not window.draw(frame, region, pred.digit):
-                break
+        with sigterm_as_interrupt():
+            for frame in camera.frames(source, frames):
+                preds = reader.read(frame)
+                count += 1
+                name = getattr(source, "current", None)
+                new = change.update(reading_of(preds, multi))
+                if json_out:
+                    print(json.dumps(reader.describe(preds, count - 1, name)), flush=True)
+                elif new:
+                    where = f" [{name.name}]" if name is not None else ""
+                    print(f"frame {count - 1}{where}: {text_of(preds, multi)}", flush=True)
+                if window is not None and not window.draw(frame, reader.roi(frame), preds[0].digit):
+                    break
     except KeyboardInterrupt:
-        say("stopped (Ctrl-C)")
+        say("stopped")
     except CameraError:
         _report(say, count, start, source)
         raise
@@ -58,6 +151,9 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
         if window is not None:
             window.close()
     _report(say, count, start, source)
+    if count == 0 and skipped and not source.live:
+        say(f"error: {source.name}: no readable frame ({len(skipped)} skipped)")
+        return 2
     return 0
 
 
@@ -74,7 +170,7 @@ class _Window:
     def __init__(self, say: Callable[[str], None]):
         self.cv2: Any = None
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            say("--show: no display found; running without a window")
+            say("--show: no display found; running without a window (try `mnist-edge serve`)")
             return
         try:
             import cv2

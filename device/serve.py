@@ -1,0 +1,399 @@
+"""`mnist-edge serve`: a live view and an HTTP API for a headless Pi (the [serve] extra).
+
+One camera thread runs the live loop (device.live.Reader) and only *publishes* the newest
+frame and reading into `LiveState`; handlers only *read* it, under one lock, so a slow or
+stalled client never slows the camera: every stream client gets the newest frame and
+skips the rest. The interpreter is shared with uploads under the Reader's lock.
+
+Endpoints: GET / (the page), POST /api/classify, GET /api/latest, GET /api/events (SSE),
+GET /api/stream.mjpg, GET /healthz, GET /metrics (Prometheus), GET /openapi.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from . import camera, classify, images
+from .errors import BadImageError, CameraError
+from .live import Reader, Stable, reading_of
+
+STATIC = Path(__file__).parent / "static"
+MAX_UPLOAD = 10 * 1024 * 1024  # bytes; larger uploads get 413
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)  # seconds
+HISTORY = 20  # readings kept for the page
+
+
+@dataclass
+class Metrics:
+    frames: int = 0
+    frame_errors: int = 0
+    reconnects: int = 0
+    requests: dict[str, int] = field(default_factory=dict)  # status code -> count
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+    latency_count: int = 0
+
+    def observe(self, seconds: float) -> None:
+        self.buckets[next((i for i, b in enumerate(LATENCY_BUCKETS) if seconds <= b),
+                          len(LATENCY_BUCKETS))] += 1
+        self.latency_sum += seconds
+        self.latency_count += 1
+
+    def text(self, camera_alive: bool, uptime: float) -> str:
+        lines = [
+            "# HELP mnist_edge_frames_total Camera frames classified.",
+            "# TYPE mnist_edge_frames_total counter", f"mnist_edge_frames_total {self.frames}",
+            "# HELP mnist_edge_frame_errors_total Camera frames that failed.",
+            "# TYPE mnist_edge_frame_errors_total counter",
+            f"mnist_edge_frame_errors_total {self.frame_errors}",
+            "# HELP mnist_edge_reconnects_total Camera reconnects.",
+            "# TYPE mnist_edge_reconnects_total counter",
+            f"mnist_edge_reconnects_total {self.reconnects}",
+            "# HELP mnist_edge_camera_up 1 while the camera delivers frames.",
+            "# TYPE mnist_edge_camera_up gauge", f"mnist_edge_camera_up {int(camera_alive)}",
+            "# HELP mnist_edge_uptime_seconds Seconds since the server started.",
+            "# TYPE mnist_edge_uptime_seconds gauge", f"mnist_edge_uptime_seconds {uptime:.1f}",
+            "# HELP mnist_edge_http_requests_total HTTP requests by status code.",
+            "# TYPE mnist_edge_http_requests_total counter",
+        ]
+        lines += [f'mnist_edge_http_requests_total{{status="{k}"}} {v}'
+                  for k, v in sorted(self.requests.items())]
+        lines += ["# HELP mnist_edge_inference_seconds Preprocessing and inference per image.",
+                  "# TYPE mnist_edge_inference_seconds histogram"]
+        total = 0
+        for bound, n in zip([*LATENCY_BUCKETS, float("inf")], self.buckets, strict=True):
+            total += n
+            le = "+Inf" if bound == float("inf") else f"{bound:g}"
+            lines.append(f'mnist_edge_inference_seconds_bucket{{le="{le}"}} {total}')
+        lines += [f"mnist_edge_inference_seconds_sum {self.latency_sum:.6f}",
+                  f"mnist_edge_inference_seconds_count {self.latency_count}"]
+        return "\n".join(lines) + "\n"
+
+
+class LiveState:
+    """What the camera thread publishes and the handlers read: one lock, no queues."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version = 0  # bumps with every new frame
+        self.jpeg: bytes | None = None
+        self.latest: dict[str, Any] | None = None
+        self.reading_version = 0  # bumps when the (stable) reading changes
+        self.history: deque[dict[str, Any]] = deque(maxlen=HISTORY)
+        self.fps = 0.0
+        self.camera_alive = False
+        self.camera_error: str | None = None
+        self.metrics = Metrics()
+        self.started = time.time()
+
+    def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
+        with self.lock:
+            self.version += 1
+            self.jpeg, self.latest, self.fps = jpeg, reading, fps
+            self.camera_alive = True
+            self.metrics.frames += 1
+            if changed:
+                self.reading_version += 1
+                self.history.appendleft(reading)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {"version": self.version, "latest": self.latest, "fps": round(self.fps, 2),
+                    "camera_alive": self.camera_alive, "camera_error": self.camera_error,
+                    "reading_version": self.reading_version, "history": list(self.history)}
+
+
+def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -> bytes:
+    """The frame with the ROI and the reading drawn on it, as JPEG."""
+    img = Image.fromarray(frame if frame.ndim == 3 else np.stack([frame] * 3, axis=-1))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle([roi.x, roi.y, roi.x + roi.w - 1, roi.y + roi.h - 1], outline=(0, 220, 0), width=3)
+    label_y = max(0, roi.y - 26)
+    draw.rectangle([roi.x, label_y, roi.x + 12 + 11 * len(text), label_y + 24], fill=(0, 0, 0))
+    draw.text((roi.x + 6, label_y + 6), text, fill=(0, 255, 0))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+class CameraLoop(threading.Thread):
+    """Reads the source, classifies each frame, publishes. Files play at their own frame
+    rate (a folder at `folder_fps`), as a camera would deliver them, and loop."""
+
+    def __init__(self, open_source: Callable[[], Any], reader: Reader, state: LiveState, *,
+                 stable: int = 1, folder_fps: float = 10.0, loop_files: bool = True,
+                 log: Callable[[str], None] = lambda _m: None):
+        super().__init__(daemon=True, name="camera-loop")
+        self.open_source, self.reader, self.state = open_source, reader, state
+        self.stable, self.folder_fps, self.loop_files = stable, folder_fps, loop_files
+        self.log = log
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        number = 0
+        change = Stable(self.stable)
+        while not self.stop.is_set():
+            try:
+                source = self.open_source()
+            except (CameraError, BadImageError) as e:
+                self._fail(str(e))
+                return
+            fps_target = getattr(source, "fps", None) or (None if source.live else self.folder_fps)
+            period = 1.0 / fps_target if fps_target else 0.0
+            t_last, rate = time.perf_counter(), 0.0
+            try:
+                while not self.stop.is_set():
+                    t0 = time.perf_counter()
+                    frame = source.read()
+                    if frame is None:
+                        break
+                    try:
+                        preds = self.reader.read(frame)
+                    except Exception as e:  # one bad frame must not stop the live view
+                        with self.state.lock:
+                            self.state.metrics.frame_errors += 1
+                        self.log(f"frame {number}: {e}")
+                        continue
+                    with self.state.lock:
+                        self.state.metrics.observe(self.reader.latency_s)
+                    reading = self.reader.describe(preds, number, getattr(source, "current", None))
+                    changed = change.update(reading_of(preds, self.reader.multi))
+                    jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
+                    now = time.perf_counter()
+                    rate = 0.9 * rate + 0.1 / max(now - t_last, 1e-6) if number else 0.0
+                    t_last = now
+                    self.state.publish(jpeg, reading, changed, rate)
+                    number += 1
+                    if period:
+                        self.stop.wait(max(0.0, period - (time.perf_counter() - t0)))
+            except CameraError as e:
+                self._fail(str(e))
+                return
+            finally:
+                with self.state.lock:
+                    self.state.metrics.reconnects = getattr(source, "reconnects", 0)
+                source.close()
+            if source.live or not self.loop_files:
+                break
+        with self.state.lock:
+            self.state.camera_alive = False
+
+    def _fail(self, message: str) -> None:
+        self.log(f"camera: {message}")
+        with self.state.lock:
+            self.state.camera_alive, self.state.camera_error = False, message
+
+
+def _label(reading: dict[str, Any]) -> str:
+    if reading.get("number"):
+        return reading["number"]
+    if reading["digit"] is None:
+        return "no digit"
+    return f"{reading['digit']} ({reading['confidence']:.0%})"
+
+
+def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
+               max_upload: int = MAX_UPLOAD, source_name: str = "none") -> Starlette:
+    """The ASGI app; its dependencies come in, so tests pass fakes."""
+    clf = reader.clf
+
+    def authorized(request: Request) -> bool:
+        if token is None:
+            return True
+        given = request.query_params.get("token") or \
+            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(given.encode(), token.encode())
+
+    def counted(handler: Callable[[Request], Any], open_route: bool = False) -> Callable[..., Any]:
+        async def endpoint(request: Request) -> Response:
+            if not open_route and not authorized(request):
+                response: Response = JSONResponse(
+                    {"error": "missing or wrong token (add ?token=... as printed at start)"},
+                    status_code=401)
+            else:
+                response = await handler(request)
+            with state.lock:
+                key = str(response.status_code)
+                state.metrics.requests[key] = state.metrics.requests.get(key, 0) + 1
+            return response
+        return endpoint
+
+    async def page(_request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-store"})
+
+    async def classify_upload(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_upload:
+            return _too_large(max_upload)
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            try:
+                form = await request.form(max_part_size=max_upload)
+            except Exception as e:  # malformed multipart
+                return JSONResponse({"error": f"bad multipart body ({str(e)[:100]})"}, 400)
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                return JSONResponse({"error": "multipart body has no 'file' part"}, 400)
+            data = await upload.read(max_upload + 1)
+            name = upload.filename or "upload"
+        else:
+            data = b""
+            async for chunk in request.stream():
+                data += chunk
+                if len(data) > max_upload:
+                    return _too_large(max_upload)
+            name = "upload"
+        if len(data) > max_upload:
+            return _too_large(max_upload)
+        if not data:
+            return JSONResponse({"error": "empty body: send an image"}, 400)
+        multi = request.query_params.get("multi", "false").lower() in ("1", "true", "yes")
+        try:
+            top = int(request.query_params.get("top", "1"))
+        except ValueError:
+            return JSONResponse({"error": "top must be a whole number 1-10"}, 400)
+        if not 1 <= top <= 10:
+            return JSONResponse({"error": "top must be a whole number 1-10"}, 400)
+
+        def work() -> dict[str, Any]:
+            gray = images.decode_gray(data, name)
+            t0 = time.perf_counter()
+            with reader.lock:
+                preds = classify.classify_gray(clf, gray, multi=multi,
+                                               min_confidence=reader.min_confidence)
+            with state.lock:
+                state.metrics.observe(time.perf_counter() - t0)
+            return classify.as_json(Path(name), preds, str(clf.path), top, multi)
+
+        try:
+            from starlette.concurrency import run_in_threadpool
+
+            return JSONResponse(await run_in_threadpool(work))
+        except BadImageError as e:
+            return JSONResponse({"error": str(e)}, 400)
+
+    async def latest(_request: Request) -> Response:
+        snap = state.snapshot()
+        return JSONResponse({**(snap["latest"] or {"frame": None, "digit": None}),
+                             "fps": snap["fps"], "camera_alive": snap["camera_alive"],
+                             "history": snap["history"]})
+
+    async def events(request: Request) -> Response:
+        async def stream() -> AsyncIterator[bytes]:
+            seen = -1
+            yield b": mnist-edge events\n\n"
+            while not await request.is_disconnected():
+                snap = state.snapshot()
+                if snap["reading_version"] != seen and snap["history"]:
+                    seen = snap["reading_version"]
+                    payload = {**snap["history"][0], "fps": snap["fps"]}
+                    yield f"event: reading\ndata: {json.dumps(payload)}\n\n".encode()
+                await asyncio.sleep(0.05)
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def mjpeg(request: Request) -> Response:
+        async def stream() -> AsyncIterator[bytes]:
+            seen = -1
+            while not await request.is_disconnected():
+                with state.lock:
+                    version, jpeg = state.version, state.jpeg
+                if version != seen and jpeg is not None:  # newest only: a slow client skips
+                    seen = version
+                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                           + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                await asyncio.sleep(0.02)
+        return StreamingResponse(stream(), media_type="multipart/x-mixed-replace; boundary=frame",
+                                 headers={"Cache-Control": "no-store"})
+
+    async def healthz(_request: Request) -> Response:
+        snap = state.snapshot()
+        live = source_name != "none"
+        body = {"status": "ok" if (snap["camera_alive"] or not live) else "degraded",
+                "camera": source_name, "camera_alive": snap["camera_alive"],
+                "camera_error": snap["camera_error"], "model": str(clf.path),
+                "model_sha256": clf.sha256, "runtime": str(clf.runtime),
+                "uptime_s": round(time.time() - state.started, 1), "frames": snap["version"]}
+        return JSONResponse(body, status_code=200)
+
+    async def metrics(_request: Request) -> Response:
+        with state.lock:
+            text = state.metrics.text(state.camera_alive, time.time() - state.started)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    async def openapi(_request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
+    routes = [
+        Route("/", counted(page), methods=["GET"]),
+        Route("/api/classify", counted(classify_upload), methods=["POST"]),
+        Route("/api/latest", counted(latest), methods=["GET"]),
+        Route("/api/events", counted(events), methods=["GET"]),
+        Route("/api/stream.mjpg", counted(mjpeg), methods=["GET"]),
+        Route("/healthz", counted(healthz, open_route=True), methods=["GET"]),
+        Route("/metrics", counted(metrics), methods=["GET"]),
+        Route("/openapi.json", counted(openapi, open_route=True), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    return Starlette(routes=routes)
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse({"error": f"upload above the {limit // 1024 // 1024} MB limit"}, 413)
+
+
+_READING = {"type": "object", "properties": {
+    "file": {"type": ["string", "null"]}, "digit": {"type": ["integer", "null"]},
+    "confidence": {"type": ["number", "null"]}, "no_digit": {"type": ["number", "null"]},
+    "none_reason": {"type": ["string", "null"]}, "model": {"type": "string"},
+    "probabilities": {"type": ["array", "null"], "items": {"type": "number"}}}}
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.0.3",
+    "info": {"title": "mnist-edge serve", "version": "1"},
+    "paths": {
+        "/api/classify": {"post": {
+            "summary": "Classify an uploaded image (raw body or multipart 'file')",
+            "parameters": [{"name": "multi", "in": "query", "schema": {"type": "boolean"}},
+                           {"name": "top", "in": "query", "schema": {"type": "integer"}}],
+            "requestBody": {"content": {"image/*": {}, "multipart/form-data": {}}},
+            "responses": {"200": {"description": "the reading",
+                                  "content": {"application/json": {"schema": _READING}}},
+                          "400": {"description": "not a readable image"},
+                          "401": {"description": "token missing"},
+                          "413": {"description": "upload too large"}}}},
+        "/api/latest": {"get": {"summary": "The last camera frame's reading",
+                                "responses": {"200": {"description": "reading"}}}},
+        "/api/events": {"get": {"summary": "Server-sent events, one per change of reading",
+                                "responses": {"200": {"description": "text/event-stream"}}}},
+        "/api/stream.mjpg": {"get": {"summary": "Annotated MJPEG stream",
+                                     "responses": {"200": {"description": "multipart JPEG"}}}},
+        "/healthz": {"get": {"summary": "Camera alive, model SHA-256, uptime",
+                             "responses": {"200": {"description": "health"}}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics",
+                             "responses": {"200": {"description": "text"}}}},
+    },
+}

@@ -1,0 +1,80 @@
+// The mnist-edge page: live stream and readings from the Pi, photo upload and a drawing
+// canvas classified on the Pi. No framework, nothing fetched from elsewhere.
+"use strict";
+const token = new URLSearchParams(location.search).get("token");
+const withToken = (url) => token ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : url;
+const $ = (id) => document.getElementById(id);
+
+function describe(r) {
+  if (r.number) return { big: r.number, small: `${r.digits.length} digits` };
+  if (r.digit === null || r.digit === undefined) {
+    return { big: "–", small: r.none_reason ? `no digit (${r.none_reason})` : "no digit" };
+  }
+  return { big: String(r.digit), small: `${(100 * r.confidence).toFixed(1)}% sure` };
+}
+
+function showReading(r) {
+  const d = describe(r);
+  $("digit").textContent = d.big;
+  $("confidence").textContent = d.small;
+  if (r.fps !== undefined) $("fps").textContent = `${r.fps.toFixed(1)} frames/s`;
+  const li = document.createElement("li");
+  li.textContent = d.big;
+  li.title = new Date(1000 * r.time).toLocaleTimeString() + ` · frame ${r.frame}`;
+  $("history").prepend(li);
+  while ($("history").children.length > 20) $("history").lastChild.remove();
+}
+
+async function start() {
+  const latest = await fetch(withToken("api/latest"));
+  if (latest.status === 401) { $("status").textContent = "token missing: open the URL printed by mnist-edge serve"; return; }
+  const first = await latest.json();
+  $("status").textContent = first.camera_alive ? "camera live" : "no camera";
+  if (!first.camera_alive && first.frame === null) { $("nocamera").hidden = false; $("stream").hidden = true; }
+  else { $("stream").src = withToken("api/stream.mjpg"); }
+  (first.history || []).slice().reverse().forEach(showReading);
+  const events = new EventSource(withToken("api/events"));
+  events.addEventListener("reading", (e) => { $("status").textContent = "camera live"; showReading(JSON.parse(e.data)); });
+  events.onerror = () => { $("status").textContent = "reconnecting…"; };
+}
+
+async function classifyBlob(blob, target) {
+  target.textContent = "classifying…";
+  const body = new FormData();
+  body.append("file", blob, blob.name || "drawing.png");
+  const res = await fetch(withToken("api/classify?top=3"), { method: "POST", body });
+  const r = await res.json();
+  if (!res.ok) { target.textContent = r.error || `error ${res.status}`; return; }
+  const d = describe(r);
+  target.innerHTML = "";
+  const strong = document.createElement("strong");
+  strong.textContent = d.big;
+  target.append(strong, " ", d.small);
+  target.dataset.digit = r.digit === null ? "none" : String(r.digit);
+}
+
+// Photo: file picker (a phone offers its camera) and drag-and-drop.
+$("file").addEventListener("change", (e) => { if (e.target.files[0]) classifyBlob(e.target.files[0], $("photo-result")); });
+const drop = $("drop");
+["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
+["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
+drop.addEventListener("drop", (e) => { const f = e.dataTransfer.files[0]; if (f) classifyBlob(f, $("photo-result")); });
+
+// Drawing: pointer events serve mouse, pen and touch alike.
+const canvas = $("canvas");
+const ctx = canvas.getContext("2d");
+function clear() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height); $("draw-result").textContent = ""; }
+clear();
+let drawing = false;
+function point(e) { const b = canvas.getBoundingClientRect(); return [(e.clientX - b.left) * canvas.width / b.width, (e.clientY - b.top) * canvas.height / b.height]; }
+canvas.addEventListener("pointerdown", (e) => { drawing = true; canvas.setPointerCapture(e.pointerId); ctx.beginPath(); ctx.moveTo(...point(e)); });
+canvas.addEventListener("pointermove", (e) => {
+  if (!drawing) return;
+  ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#000";
+  ctx.lineTo(...point(e)); ctx.stroke();
+});
+canvas.addEventListener("pointerup", () => { drawing = false; });
+$("clear").addEventListener("click", clear);
+$("classify-drawing").addEventListener("click", () => canvas.toBlob((b) => classifyBlob(b, $("draw-result")), "image/png"));
+
+start().catch((e) => { $("status").textContent = "cannot reach the Pi: " + e; });
