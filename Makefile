@@ -7,15 +7,19 @@ BIN    := $(VENV)/bin
 MODELS ?= models
 PYTEST_ARGS ?=
 
-.PHONY: install train convert check bundle bench demo test test-fast lint clean
+ROBUST ?= $(MODELS)/robust
+MNISTC ?= ../shared/mnistc
+
+.PHONY: install train convert check bundle bench demo test test-fast lint clean \
+	train-robust convert-robust check-robust bundle-robust robustness kfold dense
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[train,camera,dev]'
+	$(BIN)/pip install -e '.[train,camera,serve,dev]'
 	touch $@
 
-install: $(BIN)/mnist-edge  ## .venv with the project and its train, camera and dev extras
+install: $(BIN)/mnist-edge  ## .venv with the project and its train, camera, serve and dev extras
 
 train: $(BIN)/mnist-edge  ## train the tutorial's CNN -> models/mnist_cnn.keras
 	$(BIN)/python -m train --out $(MODELS) $(TRAIN_ARGS)
@@ -33,6 +37,34 @@ check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when 
 
 bundle: $(BIN)/mnist-edge  ## convert, and when the gate passes copy int8+float32 into device/models
 	$(BIN)/python -m convert --model $(MODELS)/mnist_cnn.keras --bundle $(CONVERT_ARGS)
+
+train-robust: $(BIN)/mnist-edge  ## the robust device model -> models/robust/mnist_robust.keras
+	$(BIN)/python -m train --recipe robust --out $(ROBUST) $(TRAIN_ARGS)
+
+$(ROBUST)/mnist_robust.keras:
+	$(MAKE) train-robust
+
+convert-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## its four TFLite models, measured and gated
+	$(BIN)/python -m convert --model $(ROBUST)/mnist_robust.keras $(CONVERT_ARGS)
+
+check-robust: $(BIN)/mnist-edge  ## the gate on the robust family's converted models
+	$(BIN)/mnist-edge check --model $(ROBUST)/mnist_robust_float32.tflite \
+	  --model $(ROBUST)/mnist_robust_float16.tflite --model $(ROBUST)/mnist_robust_dynamic.tflite \
+	  --model $(ROBUST)/mnist_robust_int8.tflite $(CHECK_ARGS)
+
+bundle-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## gate, then bundle int8+float32 as device/models/robust
+	$(BIN)/python -m convert --model $(ROBUST)/mnist_robust.keras --bundle $(CONVERT_ARGS)
+
+robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
+	$(BIN)/mnist-edge robustness --mnistc $(MNISTC) --markdown $(MODELS)/robustness.md \
+	  --report $(MODELS)/report.md $(ROBUSTNESS_ARGS)
+
+kfold: $(BIN)/mnist-edge  ## 5-fold validation of a recipe (RECIPE=tutorial|robust)
+	$(BIN)/python -m train --kfold 5 --recipe $(or $(RECIPE),tutorial) --out $(MODELS)/kfold-$(or $(RECIPE),tutorial)
+
+dense: $(BIN)/mnist-edge  ## the previous post's dense network, trained and converted into models/dense
+	$(BIN)/python -m train --variant dense
+	$(BIN)/python -m convert --model $(MODELS)/dense/mnist_dense.keras
 
 bench: $(BIN)/mnist-edge  ## latency of every converted model, as ratios
 	$(BIN)/mnist-edge bench --model $(MODELS)/mnist_cnn_float32.tflite \

@@ -97,9 +97,16 @@ class OpenCVSource:
             self.cap.set(self.cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
         if not self.cap.isOpened():
             self.cap.release()
-            what = "camera" if self.live else "video file"
-            raise CameraError(f"{self.name}: cannot open the {what}"
-                              + (f"; {CAMERA_HINT}" if self.live else ""))
+            if not self.live:  # a file that cannot be opened is bad input, not a device failure
+                raise BadImageError(f"{self.name}: cannot open the video file (corrupt or "
+                                    "in a format OpenCV cannot read)")
+            raise CameraError(f"{self.name}: cannot open the camera; {CAMERA_HINT}")
+
+    @property
+    def fps(self) -> float | None:
+        """The frame rate a video file was recorded at, when it says."""
+        value = float(self.cap.get(self.cv2.CAP_PROP_FPS)) if self.cap is not None else 0.0
+        return value if 0 < value < 1000 else None
 
     def read(self) -> np.ndarray | None:
         ok, frame = self.cap.read()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -16,13 +18,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from . import __version__
+from . import __version__, bundled, evaluate
 from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
-from .evaluate import MAX_DROP_PP, MIN_AGREEMENT
-
-BUNDLED_DIR = Path(__file__).parent / "models"
-DEFAULT_MODEL = BUNDLED_DIR / "mnist_cnn_int8.tflite"
-DEFAULT_REFERENCE = BUNDLED_DIR / "mnist_cnn_float32.tflite"
 
 app = typer.Typer(
     help=__doc__,
@@ -89,10 +86,42 @@ ThreadsOpt = Annotated[
     int | None, typer.Option("--threads", min=1, help="Interpreter threads (default: runtime's).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
+_NAMES = ", ".join(bundled.NAMES)
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", "-m", metavar="MODEL", help=f"A .tflite file or a bundled model: "
+                 f"{_NAMES} (default: {bundled.DEFAULT}).", show_default=False),
+]
 ModelsOpt = Annotated[
     list[Path] | None,
-    typer.Option("--model", "-m", help="Model file (repeatable). Default: the bundled float32 "
-                 "and int8 models.", show_default=False),
+    typer.Option("--model", "-m", metavar="MODEL", help=f"A .tflite file or a bundled model "
+                 f"({_NAMES}); repeatable. Default: every bundled family, int8 and its "
+                 "float32 reference.", show_default=False),
+]
+def _check_roi(value: str | None) -> str | None:
+    if value is not None:
+        parts = value.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts) or \
+                int(parts[2]) == 0 or int(parts[3]) == 0:
+            raise typer.BadParameter("expected x,y,w,h: four whole numbers of pixels, w and h > 0")
+    return value
+
+
+RoiOpt = Annotated[
+    str | None,
+    typer.Option("--roi", metavar="X,Y,W,H", callback=_check_roi, help="Region of interest in "
+                 "pixels (default: centred square, 60% of the shorter side).", show_default=False),
+]
+StableOpt = Annotated[
+    int, typer.Option("--stable", min=1, metavar="N", help="Report a new reading only after N "
+                      "consecutive frames agree.")
+]
+MultiOpt = Annotated[
+    bool, typer.Option("--multi", help="Read every digit in the frame (as classify --multi).")
+]
+MinConfidenceOpt = Annotated[
+    float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Answer 'no digit' when "
+                        "the best digit is less likely than this (0-1).")
 ]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-model", help="Run a model whose SHA-256 differs from the "
@@ -104,11 +133,11 @@ def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = 
           trust: bool = False):
     from . import model
 
-    path = path or DEFAULT_MODEL
-    if path == DEFAULT_MODEL and not path.is_file():
+    path = bundled.resolve(path)
+    if path in bundled.NAMES.values() and not path.is_file():
         raise BadModelError(
-            f"{path}: no bundled model in this install; run `make convert bundle` in the "
-            "source tree, or pass --model FILE.tflite"
+            f"{path}: no bundled model in this install; run `make bundle` / `make "
+            "bundle-robust` in the source tree, or pass --model FILE.tflite"
         )
     return model.load(path, runtime=runtime.value if runtime else None, threads=threads,
                       trust_model=trust)
@@ -120,8 +149,7 @@ def classify(
     images: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns "
                                                 "(PNG, JPEG, BMP, GIF, WebP, PNM).",
                                                 show_default=False)],
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="TFLite model "
-                     "(default: the bundled int8 model).", show_default=False)] = None,
+    model: ModelOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=10,
                                        help="Show the K most likely digits.")] = 1,
     json_out: JsonOpt = False,
@@ -130,6 +158,7 @@ def classify(
                          show_default=False)] = None,
     multi: Annotated[bool, typer.Option("--multi", help="Find every digit in the image and "
                                         "read them left to right.")] = False,
+    min_confidence: MinConfidenceOpt = 0.0,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -139,28 +168,33 @@ def classify(
     A bad file is reported on stderr and skipped; the exit code is then 2."""
     from . import classify as cls
 
+    if debug_dir is not None:
+        _writable_folder(debug_dir, "--debug-dir")
     clf = _load(model, runtime, threads, trust_model)
     failed = 0
-    try:
-        paths = cls.expand(images)
-    except BadImageError as e:
-        say(f"error: {e}")
-        raise typer.Exit(2) from None
+    paths = cls.expand(images, on_skip=lambda message: say(f"skipped: {message}"))
+    written: set[str] = set()
     for path in paths:
         try:
-            preds = cls.classify_file(clf, path, multi=multi)
+            preds = cls.classify_file(clf, path, multi=multi, min_confidence=min_confidence)
         except BadImageError as e:
             say(f"error: {e}")
+            if json_out:
+                typer.echo(json.dumps({"file": str(path), "error": str(e)}))
             failed += 1
             continue
         if debug_dir is not None:
-            cls.save_debug(debug_dir, path, preds)
+            try:
+                cls.save_debug(debug_dir, path, preds, written)
+            except OSError as e:
+                say(f"error: {debug_dir}: cannot write the debug image ({e.strerror or e})")
+                failed += 1
         if json_out:
             typer.echo(json.dumps(cls.as_json(path, preds, str(clf.path), top_k, multi)))
             continue
         first = preds[0]
         if first.digit is None:
-            typer.echo(f"{path}: no digit found")
+            typer.echo(f"{path}: {first.describe()}")
         elif multi:
             parts = ", ".join(f"{p.digit} ({p.confidence:.1%})" for p in preds)
             typer.echo(f"{path}: {''.join(str(p.digit) for p in preds)}  [{parts}]")
@@ -168,7 +202,7 @@ def classify(
             ranked = "  ".join(f"{d} {p:.1%}" for d, p in first.top_k(top_k))
             typer.echo(f"{path}: {first.digit}  ({ranked})")
         else:
-            typer.echo(f"{path}: {first.digit} ({first.confidence:.1%})")
+            typer.echo(f"{path}: {first.describe()}")
     if failed:
         if len(paths) > 1:
             say(f"{failed} of {len(paths)} files could not be classified")
@@ -183,11 +217,11 @@ def camera(
     frames: Annotated[int | None, typer.Option("--frames", "-n", min=1, help="Stop after N "
                       "frames (default: until Ctrl-C or the end of a file/folder).",
                       show_default=False)] = None,
-    roi: Annotated[str | None, typer.Option("--roi", help="Region of interest x,y,w,h in "
-                   "pixels (default: centred square, 60% of the shorter side).",
-                   show_default=False)] = None,
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="TFLite model "
-                     "(default: the bundled int8 model).", show_default=False)] = None,
+    roi: RoiOpt = None,
+    model: ModelOpt = None,
+    min_confidence: MinConfidenceOpt = 0.0,
+    stable: StableOpt = 1,
+    multi: MultiOpt = False,
     json_out: JsonOpt = False,
     show: Annotated[bool, typer.Option("--show", help="Draw the ROI and the prediction in a "
                                        "window (needs a display and GUI OpenCV).")] = False,
@@ -197,73 +231,275 @@ def camera(
                                          "before giving up.")] = 3,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
 ) -> None:
     """Classify live camera frames (Pi camera, webcam), a video file or a folder of frames.
 
     Prints the digit when it changes (or a JSON line per frame) and frames/s at the end."""
     from .live import run_camera
 
-    clf = _load(model, runtime, threads)
+    clf = _load(model, runtime, threads, trust_model)
     code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
-                      timeout=timeout, retries=retries, say=say)
+                      timeout=timeout, retries=retries, say=say, min_confidence=min_confidence,
+                      stable=stable, multi=multi)
     raise typer.Exit(code)
+
+
+@app.command()
+@one_line_errors
+def serve(
+    source: Annotated[str, typer.Option("--source", "-s", help="none | auto | picamera2 | "
+                                        "opencv:N | VIDEO file | DIR of frames.")] = "none",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but "
+                                      "loopback requires a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
+    model: ModelOpt = None,
+    roi: RoiOpt = None,
+    stable: StableOpt = 1,
+    min_confidence: MinConfidenceOpt = 0.0,
+    multi: MultiOpt = False,
+    token: Annotated[str | None, typer.Option("--token", help="API token (default: generated "
+                     "when --host is not loopback).", show_default=False)] = None,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
+                             "upload, MB (larger: 413).")] = 10.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a "
+                                           "frame before reconnecting.")] = 2.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Reconnect attempts "
+                                         "before giving up.")] = 3,
+    runtime: RuntimeOpt = None,
+    threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
+) -> None:
+    """A live view and an HTTP API for a headless Pi (needs the [serve] extra).
+
+    Open the printed URL on a phone: the camera stream with the reading, photo upload and a
+    drawing canvas. API: POST /api/classify, GET /api/latest, /api/events, /api/stream.mjpg,
+    /healthz, /metrics. Ctrl-C or SIGTERM stops it with a summary line."""
+    import importlib.util
+    import secrets
+    import socket
+
+    missing = [m for m in ("starlette", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError("`mnist-edge serve` needs the serve extra: pip install 'mnist-edge[serve]'"
+                         f" (missing: {', '.join(missing)})")
+    import uvicorn
+
+    from . import camera as cameras
+    from . import serve as srv
+    from .live import Reader
+
+    clf = _load(model, runtime, threads, trust_model)
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if token is None and not loopback:
+        token = secrets.token_urlsafe(16)
+    if source != "none":
+        cameras.open_source(source, log=say, timeout=timeout, retries=retries).close()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
+    state = srv.LiveState()
+    loop = srv.CameraLoop(lambda: cameras.open_source(source, log=say, timeout=timeout,
+                                                      retries=retries),
+                          reader, state, stable=stable, log=say)
+    web = srv.create_app(reader, state, token=token, max_upload=int(max_upload_mb * 1024 * 1024),
+                         source_name=source)
+    shown = socket.gethostname() + ".local" if host in ("0.0.0.0", "::") else host
+    say(f"mnist-edge serve: http://{shown}:{port}/" + (f"?token={token}" if token else "")
+        + f"  (model {clf.path.name}, source {source}; Ctrl-C to stop)")
+    if source != "none":
+        loop.start()
+    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=2))
+    import signal
+
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the
+    # handlers it found: make those no-ops, so the summary below is printed and we exit 0.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        loop.stop.set()
+        if loop.is_alive():
+            loop.join(timeout=5)
+        sock.close()
+    requests = sum(state.metrics.requests.values())
+    say(f"stopped: {requests} requests served, {state.metrics.frames} frames from {source}, "
+        f"{state.metrics.frame_errors} frame errors, up {time.time() - state.started:.0f} s")
 
 
 @app.command()
 @one_line_errors
 def check(
     model: ModelsOpt = None,
+    reference: Annotated[Path | None, typer.Option("--reference", metavar="MODEL", help="Compare "
+                         "every other model with this one (default: each quantized model's "
+                         "manifest reference, else the first float model).",
+                         show_default=False)] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Folder with the MNIST test "
                     "files (default: MNIST_EDGE_DATA, the cache, else the bundled copy).",
                     show_default=False)] = None,
-    max_drop: Annotated[float, typer.Option("--max-drop", min=0.0, help="Allowed accuracy "
-                        "drop of a quantized model, in percentage points.")] = MAX_DROP_PP,
-    min_agreement: Annotated[float, typer.Option("--min-agreement", min=0.0, max=1.0,
-                             help="Required top-1 agreement with the reference.")] = MIN_AGREEMENT,
+    images: Annotated[Path | None, typer.Option("--images", metavar="DIR", help="Your own "
+                      "labelled images instead: DIR/0/*.png ... DIR/9/*.png, and DIR/none/ for "
+                      "images that must read 'no digit'.", show_default=False)] = None,
+    idx_files: Annotated[tuple[Path, Path] | None, typer.Option("--idx", metavar="IMAGES LABELS",
+                         help="Any IDX images + labels pair instead (e.g. MNIST-C), fed to the "
+                         "model as 28x28 inputs.", show_default=False)] = None,
+    max_drop: Annotated[float, typer.Option("--max-drop", metavar="PP", help="Allowed accuracy "
+                        "drop against the reference, in percentage points.")] = evaluate.MAX_DROP_PP,
+    min_agreement: Annotated[float, typer.Option("--min-agreement", metavar="PCT", help="Required "
+                             "share of images answered as the reference does, in percent."
+                             )] = evaluate.MIN_AGREEMENT_PCT,
+    min_accuracy: Annotated[float | None, typer.Option("--min-accuracy", metavar="PCT",
+                            help="Absolute accuracy floor for every model, in percent.",
+                            show_default=False)] = None,
+    require_gate: Annotated[bool, typer.Option("--require-gate", help="Exit 1 when a model "
+                            "cannot be gated (no reference, no floor).")] = False,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Use only the first N "
-                     "test images.", show_default=False)] = None,
+                     "images.", show_default=False)] = None,
+    per_class: Annotated[bool, typer.Option("--per-class", help="Per-class accuracy and the "
+                         "confusion matrix of each model.")] = False,
+    junit: Annotated[Path | None, typer.Option("--junit", metavar="FILE", help="Write JUnit "
+                     "XML: a testcase per model.", show_default=False)] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write "
+                        "the table as Markdown (also appended to $GITHUB_STEP_SUMMARY when "
+                        "set).", show_default=False)] = None,
     json_out: JsonOpt = False,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
 ) -> None:
-    """Measure accuracy on the MNIST test split and gate quantized models.
+    """Measure accuracy and gate quantized models (exit 1 when a gate fails).
 
-    The first non-quantized model is the reference; each quantized model fails when it is
-    more than --max-drop points less accurate or agrees on fewer than --min-agreement of
-    the images. Exit 1 when a model fails the gate."""
-    from . import data as mnist
-    from . import evaluate
+    A quantized model is compared with its reference: the float model its manifest.json
+    names (loaded from beside it when not given), else the first float model given, else
+    --reference. It fails when it is more than --max-drop points less accurate or agrees on
+    fewer than --min-agreement percent of the images; --min-accuracy is a floor for all.
+    A model with no reference and no floor is "not gated", never "pass"."""
+
+    from . import atomic, datasets, reports
+    from . import check as checking
     from .progress import Progress
 
-    paths = model or [DEFAULT_REFERENCE, DEFAULT_MODEL]
-    clfs = [_load(p, runtime, threads, trust_model) for p in paths]
-    images, labels = mnist.load_split("test", data)
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    results = []
-    with Progress(len(images) * len(clfs), "checking", enabled=not json_out) as bar:
-        for clf in clfs:
-            results.append(evaluate.measure(clf, images, labels, bar.advance))
-    passed = evaluate.apply_gate(results, max_drop, min_agreement)
+    problem = evaluate.check_thresholds(max_drop, min_agreement, min_accuracy)
+    if problem:
+        raise UsageError(problem)
+    if images is not None and idx_files is not None:
+        raise UsageError("--images and --idx are two different data sets: give one")
+    thresholds = checking.Thresholds(max_drop, min_agreement, min_accuracy)
+    paths = model or [p for pair in bundled.families() for p in pair]
+    if not paths:
+        raise BadModelError("no bundled models in this install; pass --model FILE.tflite")
+    paths = [bundled.resolve(p) for p in paths]
+    ref = bundled.resolve(reference) if reference is not None else None
+    loaded: dict[Path, Any] = {}
+
+    def load(path: Path) -> Any:
+        if path not in loaded:
+            loaded[path] = _load(path, runtime, threads, trust_model)
+        return loaded[path]
+
+    for p in paths + ([ref] if ref else []):
+        load(p)  # every given model is refused before any measuring starts
+    if idx_files is not None:
+        evalset = datasets.idx_pair(*idx_files)
+    elif images is not None:
+        count = len(datasets.class_files(images))
+        with Progress(count, "preprocessing", enabled=not json_out) as bar:
+            evalset = datasets.image_folder(images, bar.advance)
+    else:
+        evalset = datasets.mnist_test(data)
+    if limit is not None:
+        if limit > len(evalset):
+            say(f"--limit {limit:,} is more than the {len(evalset):,} images of "
+                f"{evalset.name}: using all of them")
+        else:
+            evalset = evalset.first(limit)
+    with Progress(len(evalset) * (len(paths) + 1), "checking", enabled=not json_out) as bar:
+        results = checking.run(paths, evalset, load, thresholds, ref, bar.advance)
+    passed = evaluate.overall(results)
+    ungated = [r for r in results if r.passed is None and r.role != "reference"]
+    failed = [r for r in results if r.passed is False]
+    if failed:
+        summary = f"gate FAILED for {len(failed)} of {len(results)} models ({thresholds.describe()})"
+    elif passed is None:
+        summary = ("not gated: no model had a reference or a floor (give --reference or "
+                   "--min-accuracy; --require-gate makes this exit 1)")
+    else:
+        summary = f"gate passed ({thresholds.describe()})"
+        if ungated:
+            summary += f"; not gated: {', '.join(r.name for r in ungated)}"
+    labels = evalset.labels
     if json_out:
         for r in results:
-            typer.echo(json.dumps(r.to_json()))
-        typer.echo(json.dumps({"passed": passed, "max_drop_pp": max_drop,
-                               "min_agreement": min_agreement, "images": int(len(labels))}))
+            typer.echo(json.dumps({**r.to_json(), "images": len(evalset)}))
+        typer.echo(json.dumps({
+            "schema": evaluate.SCHEMA, "summary": True, "passed": passed,
+            "dataset": evalset.name, "images": len(evalset), "max_drop_pp": max_drop,
+            "min_agreement_pct": min_agreement, "min_accuracy_pct": min_accuracy,
+            "failed": [r.model for r in failed], "not_gated": [r.model for r in ungated],
+        }))
     else:
-        typer.echo(f"{'model':50s} {'accuracy':>9s} {'agreement':>10s} {'drop pp':>8s}  gate")
+        width = max(30, *(len(r.name) for r in results))
+        typer.echo(f"{'model':{width}s} {'accuracy':>9s} {'drop pp':>8s} {'agreement':>10s}  "
+                   f"{'reference':28s} verdict")
         for r in results:
+            refname = "—" if r.reference is None else Path(r.reference.split(" (")[0]).name
             agree = "—" if r.agreement is None else f"{r.agreement:.2%}"
             drop = "—" if r.drop_pp is None else f"{r.drop_pp:+.2f}"
-            gate = "ref" if not r.quantized else ("pass" if r.passed else "FAIL")
-            typer.echo(f"{Path(r.model).name:50s} {r.accuracy:9.2%} {agree:>10s} {drop:>8s}  {gate}")
-        typer.echo(f"{len(labels):,} test images; gate {'passed' if passed else 'FAILED'} "
-                   f"(max drop {max_drop} pp, min agreement {min_agreement:.0%})")
-    for r in results:
-        if not r.passed:
-            say(f"gate failed: {r.model}: {r.reason}")
-    raise typer.Exit(0 if passed else 1)
+            typer.echo(f"{r.name:{width}s} {r.accuracy:9.2%} {drop:>8s} {agree:>10s}  "
+                       f"{refname:28s} {r.verdict}")
+        typer.echo(f"{len(evalset):,} images ({evalset.name}); {summary}")
+        if per_class:
+            for r in results:
+                typer.echo(reports.per_class_text(r, labels))
+    for r in failed:
+        say(f"gate failed: {r.model}: {r.reason}")
+    md = reports.markdown(results, evalset.name, summary, labels if per_class else None)
+    outputs = [(junit, reports.junit(results, evalset.name, len(evalset))),
+               (markdown, md.encode())]
+    for target, content in outputs:
+        if target is not None:
+            _write_report(lambda t=target, c=content: atomic.write_bytes(t, c), target)
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        def append() -> None:
+            with open(step_summary, "a", encoding="utf-8") as f:
+                f.write(md + "\n")
+        _write_report(append, Path(step_summary))
+    if failed:
+        raise typer.Exit(1)
+    if require_gate and (ungated or passed is None):
+        say("--require-gate: not gated: " + (", ".join(r.model for r in ungated) or "every model"))
+        raise typer.Exit(1)
+    raise typer.Exit(0)
+
+
+def _writable_folder(folder: Path, option: str) -> None:
+    """A folder that exists or can be made, and takes files: else one line, exit 2."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {folder}: cannot create it ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder}: not writable")
+
+
+def _write_report(write: Callable[[], object], target: Path) -> None:
+    try:
+        write()
+    except OSError as e:
+        raise UsageError(f"{target}: cannot write ({e.strerror or e})") from None
 
 
 @app.command()
@@ -275,15 +511,16 @@ def bench(
     json_out: JsonOpt = False,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
 ) -> None:
     """Time single-image inference: p50/p95/p99 latency, throughput, size, ratios."""
     from . import bench as timing
     from . import doctor
 
-    paths = model or [DEFAULT_REFERENCE, DEFAULT_MODEL]
+    paths = model or [p for pair in bundled.families() for p in pair]
     rows = []
     for path in paths:
-        clf = _load(path, runtime, threads)
+        clf = _load(path, runtime, threads, trust_model)
         t = timing.time_wrapper(clf, runs=runs, warmup=warmup)
         bare = timing.time_bare(clf, runs=runs, warmup=warmup)
         batched = timing.batch_throughput(clf)
@@ -318,11 +555,76 @@ def bench(
 
 @app.command()
 @one_line_errors
+def robustness(
+    model: ModelsOpt = None,
+    mnistc: Annotated[Path | None, typer.Option("--mnistc", metavar="DIR", help="MNIST-C folder "
+                      "(15 corruption IDX files + labels; default: MNIST_EDGE_MNISTC, else "
+                      "skipped).", show_default=False)] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Folder with the MNIST test "
+                    "files (default: MNIST_EDGE_DATA, the cache, else the bundled copy).",
+                    show_default=False)] = None,
+    per_style: Annotated[int, typer.Option("--per-style", min=10, help="Photo renders and empty "
+                         "frames per paper style.")] = 200,
+    json_out: JsonOpt = False,
+    markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write the "
+                        "table as Markdown.", show_default=False)] = None,
+    report: Annotated[Path | None, typer.Option("--report", metavar="FILE", help="Put the table "
+                      "into this Markdown file (e.g. models/report.md), replacing an earlier one.",
+                      show_default=False)] = None,
+    runtime: RuntimeOpt = None,
+    threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
+) -> None:
+    """Robustness side by side: MNIST-C, photo renders, empty frames, size, latency."""
+
+    from . import atomic, datasets
+    from . import robustness as rb
+    from .progress import Progress
+
+    order = ["tutorial", "tutorial-float32", "robust", "robust-float32"]
+    paths = [bundled.resolve(p) for p in model] if model else \
+        [bundled.NAMES[n] for n in order if bundled.NAMES[n].is_file()]
+    if not paths:
+        raise BadModelError("no bundled models in this install; pass --model FILE.tflite")
+    clfs = [_load(p, runtime, threads, trust_model) for p in paths]
+    folder = mnistc or (Path(os.environ["MNIST_EDGE_MNISTC"]) if os.environ.get("MNIST_EDGE_MNISTC")
+                        else None)
+    sets = rb.load_mnistc(folder) if folder is not None else None
+    test = datasets.mnist_test(data)
+    with Progress(2 * per_style * 9, "rendering frames", enabled=not json_out) as bar:
+        photos = rb.render_frames(test.images, test.labels, per_style, False, bar.advance)
+        empties = rb.render_frames(test.images, test.labels, per_style, True, bar.advance)
+    rows = []
+    with Progress(len(clfs), "scoring models", enabled=not json_out) as bar:
+        for clf in clfs:
+            rows.append(rb.score(clf, (test.images, test.labels), sets, photos, empties))
+            bar.advance(1)
+    for r in rows:
+        r.latency_ratio = r.p50_us / rows[0].p50_us
+    names = [n for n, p in bundled.NAMES.items() for q in paths if p == q] \
+        if not model else [p.name for p in paths]
+    if len(names) != len(paths):
+        names = [p.name for p in paths]
+    table = rb.markdown(rows, names, per_style, str(folder) if folder else None)
+    if json_out:
+        for name, r in zip(names, rows, strict=True):
+            typer.echo(json.dumps({"name": name, **r.to_json()}))
+    else:
+        typer.echo(table)
+    if markdown is not None:
+        _write_report(lambda: atomic.write_text(markdown, table), markdown)
+    if report is not None:
+        old = report.read_text() if report.is_file() else ""
+        _write_report(lambda: atomic.write_text(report, rb.replace_section(old, table)), report)
+
+
+@app.command()
+@one_line_errors
 def info(
-    model: Annotated[Path | None, typer.Option("--model", "-m", help="Model to describe "
-                     "(default: the bundled int8 model).", show_default=False)] = None,
+    model: ModelOpt = None,
     json_out: JsonOpt = False,
     runtime: RuntimeOpt = None,
+    trust_model: TrustOpt = False,
 ) -> None:
     """Runtime, versions, platform, the model's signature and manifest, and hints."""
     from . import doctor
@@ -335,31 +637,36 @@ def info(
         facts["runtime"] = str(runtimes.choose(runtime.value if runtime else None))
     except MnistEdgeError as e:
         facts["runtime"] = f"none ({e})"
+    problem: MnistEdgeError | None = None
     try:
-        clf = _load(model, runtime)
+        clf = _load(model, runtime, trust=trust_model)
         facts["model"] = {"path": str(clf.path), "bytes": clf.size, "sha256": clf.sha256,
-                          "quantized": clf.quantized, **clf.signature()}
+                          "quantized": clf.quantized, "classes": clf.classes, **clf.signature()}
         entry = models.manifest_entry(clf.path)
         if entry:
-            facts["manifest"] = {k: entry[k] for k in ("variant", "test_accuracy",
-                                 "agreement_with_float32", "gate") if k in entry}
+            facts["manifest"] = {k: entry[k] for k in ("variant", "test_accuracy", "reference",
+                                 "agreement_with_float32", "drop_pp_vs_float32", "gate")
+                                 if k in entry}
     except MnistEdgeError as e:
         facts["model"] = {"error": str(e)}
+        problem = e
     facts["hints"] = doctor.hints(facts)
     if json_out:
         typer.echo(json.dumps(facts))
-        return
-    for key, value in facts.items():
-        if key == "hints":
-            continue
-        if isinstance(value, dict):
-            typer.echo(f"{key}:")
-            for k, v in value.items():
-                typer.echo(f"  {k}: {v}")
-        else:
-            typer.echo(f"{key}: {value}")
-    for hint in facts["hints"]:
-        typer.echo(f"hint: {hint}")
+    else:
+        for key, value in facts.items():
+            if key == "hints":
+                continue
+            if isinstance(value, dict):
+                typer.echo(f"{key}:")
+                for k, v in value.items():
+                    typer.echo(f"  {k}: {v}")
+            else:
+                typer.echo(f"{key}: {value}")
+        for hint in facts["hints"]:
+            typer.echo(f"hint: {hint}")
+    if problem is not None:  # the facts above still help; the exit code says what failed
+        raise problem
 
 
 @app.command()
@@ -369,12 +676,13 @@ def show(
     split: Annotated[Split, typer.Option("--split", help="MNIST split.")] = Split.test,
     data: Annotated[Path | None, typer.Option("--data", help="Folder with the MNIST files.",
                     show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also save it as a PNG "
-                   "(scaled up 10x).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Also save it, scaled up "
+                   "10x, as PNG, JPEG, BMP, GIF or WebP (by the file name).",
+                   show_default=False)] = None,
 ) -> None:
     """Draw an MNIST digit in the terminal (like the tutorial's plot of train_images[5])."""
     from . import data as mnist
-    from .render import save_png, to_text
+    from .render import save_image, to_text
 
     images, labels = mnist.load_split(split.value, data)
     if index >= len(images):
@@ -383,7 +691,7 @@ def show(
     typer.echo(to_text(images[index]))
     typer.echo(f"{split.value}[{index}]: label {int(labels[index])}")
     if out is not None:
-        save_png(images[index], out)
+        save_image(images[index], out)
         say(f"wrote {out}")
 
 

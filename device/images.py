@@ -11,8 +11,12 @@
 from __future__ import annotations
 
 import io
+import re
+import stat
+import sys
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -26,22 +30,61 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
 
 
+def natural_key(path: Path) -> list[object]:
+    """frame2 before frame10: digits in names compare as numbers."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def scan_folder(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(image files directly in `folder` in natural order, [(skipped file, why)]).
+    Hidden files and subfolders are passed over silently."""
+    files, skipped = [], []
+    for p in sorted(folder.iterdir(), key=natural_key):
+        if p.name.startswith(".") or p.is_dir():
+            continue
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(p)
+        else:
+            skipped.append((p, f"not an image file name ({', '.join(sorted(IMAGE_SUFFIXES))})"))
+    return files, skipped
+
+
 def files_in(folder: Path) -> list[Path]:
-    """The image files directly in `folder`, by name."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    """The image files directly in `folder`, in natural order."""
+    return scan_folder(folder)[0]
+
+
+def read_stream(stream: BinaryIO, name: str) -> bytes:
+    """All bytes of a pipe or FIFO, refused past the size cap (its size is unknown ahead)."""
+    data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise BadImageError(f"{name}: more than the {MAX_FILE_BYTES >> 20} MiB cap")
+    if not data:
+        raise BadImageError(f"{name}: empty input (0 bytes)")
+    return data
 
 
 def load_gray(path: str | Path) -> np.ndarray:
-    """The image at `path` as float32 (H, W) in [0, 1], 0 black and 1 white."""
+    """The image at `path` (or "-" for standard input) as float32 (H, W) in [0, 1],
+    0 black and 1 white."""
+    if str(path) == "-":
+        return decode_gray(read_stream(sys.stdin.buffer, "<stdin>"), "<stdin>")
     path = Path(path)
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         raise BadImageError(f"{path}: no such file") from None
     except OSError as e:
         raise BadImageError(f"{path}: cannot read ({e.strerror or e})") from None
-    if path.is_dir():
+    if stat.S_ISDIR(info.st_mode):
         raise BadImageError(f"{path}: is a folder, not an image")
+    if not stat.S_ISREG(info.st_mode):  # a FIFO, /dev/stdin, a character device
+        try:
+            with open(path, "rb") as f:
+                return decode_gray(read_stream(f, str(path)), str(path))
+        except OSError as e:
+            raise BadImageError(f"{path}: cannot read ({e.strerror or e})") from None
+    size = info.st_size
     if size == 0:
         raise BadImageError(f"{path}: empty file (0 bytes)")
     if size > MAX_FILE_BYTES:
@@ -108,9 +151,14 @@ def to_gray(img: Image.Image) -> np.ndarray:
     arr = np.asarray(img, dtype=np.float32) / 255.0
     if arr.ndim == 2:
         return arr
-    if arr.shape[2] in (2, 4):  # composite on white: c*a + 1*(1-a)
+    if arr.shape[2] in (2, 4):  # composite on white: c*a + 1*(1-a) ...
         alpha = arr[..., -1:]
-        arr = arr[..., :-1] * alpha + (1.0 - alpha)
+        color = arr[..., :-1]
+        drawn = alpha[..., 0] > 0.5
+        light = drawn.any() and (~drawn).any() and float(color[drawn].mean()) > 0.5
+        # ... unless the strokes are light (white ink on a transparent canvas, as drawing
+        # apps and HTML canvases export it): then on black, so the strokes stay visible.
+        arr = color * alpha + (0.0 if light else 1.0) * (1.0 - alpha)
     if arr.shape[2] == 1:
         return arr[..., 0]
     return arr @ _LUMA

@@ -157,12 +157,37 @@ def _ink(gray: np.ndarray, invert: bool) -> np.ndarray | None:
         paper = _paper(gray)
         if paper is not None:
             gray = _relative_to_paper(gray, paper)
-        gray = 1.0 - gray  # dark digit on light paper -> light on dark, like MNIST
+            gray = 1.0 - gray  # dark digit on light paper -> light on dark, like MNIST
+            gray = _without_lines(gray)
+        else:
+            gray = 1.0 - gray
     background = _background(gray)
     top = float(gray.max())
-    if top - background < MIN_CONTRAST:
+    if _robust_top(gray) - background < MIN_CONTRAST:  # a few bright pixels are noise, not ink
         return None
     return np.clip((gray - background) / (top - background), 0.0, 1.0).astype(np.float32)
+
+
+LINE_SHARE = 10  # percentile: a mark on 90% or more of a row or column is a ruled line
+
+
+def _without_lines(ink: np.ndarray) -> np.ndarray:
+    """Remove what crosses the whole frame (ruled, margin and grid lines): from each row and
+    then each column, subtract its 10th percentile. A digit covers far less of any row or
+    column, so it stays; a line that runs under it is cut out of it."""
+    rows = np.percentile(ink, LINE_SHARE, axis=1, keepdims=True)
+    ink = np.clip(ink - rows, 0.0, None)
+    cols = np.percentile(ink, LINE_SHARE, axis=0, keepdims=True)
+    return np.clip(ink - cols, 0.0, None).astype(np.float32)
+
+
+def _robust_top(img: np.ndarray) -> float:
+    """The brightest 2x2 block's darkest pixel: a stroke is wider than a pixel, sensor noise
+    in a dim shadow mostly is not."""
+    if min(img.shape) < 2:
+        return float(img.max())
+    pairs = np.minimum(img[:-1], img[1:])
+    return float(np.minimum(pairs[:, :-1], pairs[:, 1:]).max())
 
 
 FLAT_CELLS = 12  # cells across the longer side for the background map

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from .errors import RuntimeNotFoundError
+from .errors import RuntimeNotFoundError, UsageError
 
 ENV_VAR = "MNIST_EDGE_RUNTIME"
 # name -> (module holding Interpreter, distribution name)
@@ -74,9 +74,8 @@ def choose(name: str | None = None) -> Runtime:
     """The runtime named (or in MNIST_EDGE_RUNTIME), else the first one installed."""
     name = name or os.environ.get(ENV_VAR) or None
     if name is not None and name not in RUNTIMES:
-        raise RuntimeNotFoundError(
-            f"unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}"
-        )
+        origin = ENV_VAR if name == os.environ.get(ENV_VAR) else "--runtime"
+        raise UsageError(f"{origin}: unknown runtime {name!r}: choose one of {', '.join(RUNTIMES)}")
     candidates = [name] if name else list(RUNTIMES)
     problems = []
     for candidate in candidates:

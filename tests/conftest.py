@@ -11,7 +11,8 @@ from device import data
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 INTEROP = SHARED / "interop"
-BUNDLED = ROOT / "device" / "models"
+BUNDLED = ROOT / "device" / "models" / "tutorial"
+ROBUST = ROOT / "device" / "models" / "robust"
 _REAL_CACHE = data.cache_dir()  # read before the autouse fixture isolates the cache
 
 

@@ -128,14 +128,18 @@ def test_broken_model_exit_2(tmp_path):
 
 
 def test_check_default_bundled_models_pass_json():
+    """Both bundled families, each int8 gated against its own float32."""
     res = run("check", "--json")
     assert res.exit_code == 0, res.stderr
     objs = [json.loads(line) for line in res.stdout.splitlines()]
-    assert [Path(o["model"]).name for o in objs[:2]] == [
+    assert [Path(o["model"]).name for o in objs[:-1]] == [
+        "mnist_robust_float32.tflite", "mnist_robust_int8.tflite",
         "mnist_cnn_float32.tflite", "mnist_cnn_int8.tflite"]
+    assert objs[1]["reference"] == objs[0]["model"] and objs[3]["reference"] == objs[2]["model"]
     assert objs[0]["agreement"] is None and objs[1]["agreement"] >= 0.99
-    assert objs[0]["accuracy"] >= 0.99 and objs[-1]["passed"] is True
-    assert {"passed", "max_drop_pp"} <= objs[-1].keys()
+    assert objs[1]["accuracy"] >= 0.993 and objs[3]["accuracy"] >= 0.99
+    assert objs[-1]["passed"] is True and objs[-1]["summary"] is True
+    assert {"passed", "max_drop_pp", "min_agreement_pct"} <= objs[-1].keys()
 
 
 def test_check_gate_fails_with_numbers():
@@ -149,9 +153,9 @@ def test_check_gate_fails_with_numbers():
     assert "gate failed" in res.stderr and "pp below" in res.stderr
 
 
-def test_check_single_model_reports_accuracy():
+def test_check_single_model_is_gated_by_its_manifest():
     res = run("check", "--model", str(BUNDLED / "mnist_cnn_int8.tflite"), "--limit", "500")
-    assert res.exit_code == 0 and "500 test images" in res.stdout
+    assert res.exit_code == 0 and "500 images" in res.stdout and "pass" in res.stdout
 
 
 def test_check_bad_data_exit_2(tmp_path):

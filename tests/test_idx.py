@@ -178,3 +178,26 @@ def test_download_is_verified_and_cached(monkeypatch):
     served.clear()
     data.load_split("test")
     assert served == []  # second time from the cache
+
+
+def test_lying_headers_cost_only_what_is_there(tmp_path):
+    """A small .gz whose header claims a million images is refused at the header; one that
+    claims 70,000 but holds 100 costs memory for the 100, not the claim."""
+    import gzip
+    import struct
+    import tracemalloc
+
+    from device import idx as reader
+
+    huge = tmp_path / "huge-idx3-ubyte.gz"
+    huge.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 1_000_000, 28, 28) + bytes(784 * 10)))
+    with pytest.raises(BadDataError, match="more than the 70000 allowed"):
+        reader.read_images(huge)
+    short = tmp_path / "short-idx3-ubyte.gz"
+    short.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 70_000, 28, 28) + bytes(784 * 100)))
+    tracemalloc.start()
+    with pytest.raises(BadDataError, match="truncated"):
+        reader.read_images(short)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5_000_000, peak  # the claim would be 55 MB

@@ -68,7 +68,7 @@ def test_kill_train_and_convert(tmp_path):
     train = ["train", "--epochs", "2", "--limit", "3000", "--data", str(mnist_dir()),
              "--out", str(out)]
     convert = ["convert", "--model", str(out / "mnist_cnn.keras"), "--data", str(mnist_dir()),
-               "--representative", "100", "--max-drop", "5", "--min-agreement", "0.9"]
+               "--representative", "100", "--max-drop", "5", "--min-agreement", "90"]
     t_train = timed(train)
     t_convert = timed(convert)
     rng = random.Random(1234)

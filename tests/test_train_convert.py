@@ -74,7 +74,7 @@ def test_convert_small_model(small_model, tmp_path):
     out = tmp_path / "out"
     code = main(["--model", str(small_model / "mnist_cnn.keras"), "--out", str(out),
                  "--data", str(mnist_dir()), "--representative", "100", "--c-array",
-                 "--layer-report", "--max-drop", "2", "--min-agreement", "0.95",
+                 "--layer-report", "--max-drop", "2", "--min-agreement", "95",
                  "--bundle-dir", str(tmp_path / "bundle"), "--bundle"])
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -126,7 +126,7 @@ def test_failed_conversion_leaves_previous_models(small_model, tmp_path):
 
     out = tmp_path / "out"
     assert main(["--model", str(small_model / "mnist_cnn.keras"), "--out", str(out),
-                 "--data", str(mnist_dir()), "--max-drop", "5", "--min-agreement", "0.9"]) == 0
+                 "--data", str(mnist_dir()), "--max-drop", "5", "--min-agreement", "90"]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     broken = tmp_path / "broken.keras"
     broken.write_bytes(b"PK\x03\x04 not a keras archive")
