@@ -11,7 +11,7 @@ ROBUST ?= $(MODELS)/robust
 MNISTC ?= ../shared/mnistc
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
-	train-robust convert-robust check-robust bundle-robust robustness kfold dense
+	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,9 @@ kfold: $(BIN)/mnist-edge  ## 5-fold validation of a recipe (RECIPE=tutorial|robu
 dense: $(BIN)/mnist-edge  ## the previous post's dense network, trained and converted into models/dense
 	$(BIN)/python -m train --variant dense
 	$(BIN)/python -m convert --model $(MODELS)/dense/mnist_dense.keras
+
+pi-check: $(BIN)/mnist-edge  ## the device path as ARM code in an emulated Debian root (ARCH=arm64|armhf SUITE=bookworm|trixie; root)
+	ARCH=$(or $(ARCH),arm64) SUITE=$(or $(SUITE),bookworm) LIMIT=$(or $(LIMIT),1000) bash tools/pi-check.sh
 
 bench: $(BIN)/mnist-edge  ## latency of every converted model, as ratios
 	$(BIN)/mnist-edge bench --model $(MODELS)/mnist_cnn_float32.tflite \

@@ -73,14 +73,15 @@ def _gate_quantized(path: Path, r: ModelResult, results: list[ModelResult],
     entry = model.manifest_entry(path) or {}
     ref_name = entry.get("reference") or (manifest or {}).get("gate", {}).get("reference")
     ref_path = path.parent / ref_name if isinstance(ref_name, str) else None
+    ref: ModelResult | None = None
     if ref_path is not None and ref_path.is_file():
         ref = result_for(ref_path)
     else:
         ref = next((o for o in results if not o.quantized), None)
     if ref is not None:
         evaluate.compare(r, ref, thresholds.max_drop_pp, thresholds.min_agreement_pct)
-    elif evalset.mnist_test and ref_path is not None and _recorded(manifest, ref_path.name):
-        recorded = _recorded(manifest, ref_path.name)
+    elif evalset.mnist_test and ref_path is not None and \
+            (recorded := _recorded(manifest, ref_path.name)) is not None:
         r.reference = f"{ref_path} (accuracy recorded in its manifest)"
         r.reference_accuracy = recorded
         r.drop_pp = (recorded - r.accuracy) * 100

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import (
@@ -127,14 +127,21 @@ class LiveState:
                     "reading_version": self.reading_version, "history": list(self.history)}
 
 
+try:
+    _FONT: Any = ImageFont.load_default(size=22)  # Pillow >= 10.1: a scalable built-in font
+except TypeError:  # older Pillow (Debian bookworm's 9.4): the small bitmap font
+    _FONT = ImageFont.load_default()
+
+
 def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -> bytes:
     """The frame with the ROI and the reading drawn on it, as JPEG."""
     img = Image.fromarray(frame if frame.ndim == 3 else np.stack([frame] * 3, axis=-1))
     draw = ImageDraw.Draw(img)
     draw.rectangle([roi.x, roi.y, roi.x + roi.w - 1, roi.y + roi.h - 1], outline=(0, 220, 0), width=3)
-    label_y = max(0, roi.y - 26)
-    draw.rectangle([roi.x, label_y, roi.x + 12 + 11 * len(text), label_y + 24], fill=(0, 0, 0))
-    draw.text((roi.x + 6, label_y + 6), text, fill=(0, 255, 0))
+    label_y = max(0, roi.y - 30)
+    left, top, right, bottom = draw.textbbox((roi.x + 6, label_y + 3), text, font=_FONT)
+    draw.rectangle([roi.x, label_y, right + 6, bottom + 4], fill=(0, 0, 0))
+    draw.text((roi.x + 6, label_y + 3), text, fill=(0, 255, 0), font=_FONT)
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
@@ -164,7 +171,7 @@ class CameraLoop(threading.Thread):
                 return
             fps_target = getattr(source, "fps", None) or (None if source.live else self.folder_fps)
             period = 1.0 / fps_target if fps_target else 0.0
-            t_last, rate = time.perf_counter(), 0.0
+            recent: deque[float] = deque(maxlen=30)  # times of the last frames, for frames/s
             try:
                 while not self.stop.is_set():
                     t0 = time.perf_counter()
@@ -183,9 +190,9 @@ class CameraLoop(threading.Thread):
                     reading = self.reader.describe(preds, number, getattr(source, "current", None))
                     changed = change.update(reading_of(preds, self.reader.multi))
                     jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
-                    now = time.perf_counter()
-                    rate = 0.9 * rate + 0.1 / max(now - t_last, 1e-6) if number else 0.0
-                    t_last = now
+                    recent.append(time.perf_counter())
+                    span = recent[-1] - recent[0]
+                    rate = (len(recent) - 1) / span if span > 0 else 0.0
                     self.state.publish(jpeg, reading, changed, rate)
                     number += 1
                     if period:
@@ -304,7 +311,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
-            seen = -1
+            seen = state.snapshot()["reading_version"]  # what /api/latest already showed
             yield b": mnist-edge events\n\n"
             while not await request.is_disconnected():
                 snap = state.snapshot()

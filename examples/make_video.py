@@ -1,11 +1,11 @@
-"""Regenerate examples/digits_camera.avi: what a camera over a desk sees, for trying
+"""Regenerate examples/video_37419.avi: what a camera over a desk sees, for trying
 `mnist-edge camera --source` and `mnist-edge serve --source` without a camera.
 
 A sheet of paper, first empty, then with the digits of DIGITS written on it one after the
 other (MNIST test digits), each held for HOLD frames with a slight hand shake, sensor noise
 and the light of a desk lamp; empty paper between them. 480x360 MJPG at FPS frames/s.
 
-    python examples/make_video.py [--out examples/digits_camera.avi]   (needs OpenCV)
+    python examples/make_video.py [--out examples/video_37419.avi]   (needs OpenCV)
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
     import cv2
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(Path(__file__).parent / "digits_camera.avi"))
+    p.add_argument("--out", default=str(Path(__file__).parent / "video_37419.avi"))
     out = Path(p.parse_args().out)
     tmp = out.with_name(f".{out.name}.tmp.avi")
     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"MJPG"), FPS, SIZE)

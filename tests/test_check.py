@@ -206,12 +206,14 @@ def test_reports_for_ci(tmp_path, monkeypatch):
     assert cases[FLOAT32.name].find("skipped") is not None
     md = (tmp_path / "check.md").read_text()
     assert f"| `{weak.name}` |" in md and "FAIL" in md
-    assert summary.read_text().startswith("earlier step\n") and "| `mnist_cnn_int8.tflite` |" in summary.read_text()
+    appended = summary.read_text()
+    assert appended.startswith("earlier step\n") and "| `mnist_cnn_int8.tflite` |" in appended
 
 
 def test_unwritable_report_is_one_line_exit_2(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
-    res = run("--model", str(FLOAT32), "--limit", "100", "--junit", str(tmp_path / "a-file" / "j.xml"))
+    res = run("--model", str(FLOAT32), "--limit", "100",
+              "--junit", str(tmp_path / "a-file" / "j.xml"))
     assert res.exit_code == 2 and "cannot write" in res.stderr
 
 
@@ -231,9 +233,12 @@ def test_github_action_runs_the_gate(tmp_path):
            "MODELS": str(INT8), "REFERENCE": "", "IMAGES": "", "MAX_DROP": defaults["max-drop"],
            "MIN_AGREEMENT": defaults["min-agreement"], "MIN_ACCURACY": "", "EXTRA": "--limit 300",
            "REQUIRE_GATE": defaults["require-gate"]}
-    ok = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    env.pop("MNIST_EDGE_DATA", None)  # the bundled test split, whatever the working folder
+    ok = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env,
+                        capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert ET.parse(tmp_path / "mnist-edge-check.xml").getroot().find("testsuite").get("failures") == "0"
     env["MODELS"] = str(FOREIGN)  # no manifest, no floor: require-gate fails the job
-    ungated = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True)
+    ungated = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
     assert ungated.returncode == 1 and "not gated" in ungated.stderr

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from device import evaluate, model, quant, runtime
-from device.errors import BadModelError, RuntimeNotFoundError
+from device.errors import BadModelError
 
 from .conftest import BUNDLED, INTEROP
 
@@ -146,9 +146,16 @@ def test_manifest_mismatch_is_refused_unless_trusted(tmp_path):
     model.load(tmp_path / INT8.name, trust_model=True)
 
 
-def test_unknown_runtime_name():
-    with pytest.raises(RuntimeNotFoundError, match="unknown runtime"):
+def test_unknown_runtime_name_is_usage_exit_2(monkeypatch):
+    """--runtime bogus and MNIST_EDGE_RUNTIME=bogus: the same error, exit 2."""
+    from device.errors import UsageError
+
+    with pytest.raises(UsageError, match="--runtime: unknown runtime") as err:
         runtime.choose("onnx")
+    assert err.value.exit_code == 2
+    monkeypatch.setenv("MNIST_EDGE_RUNTIME", "bogus")
+    with pytest.raises(UsageError, match="MNIST_EDGE_RUNTIME: unknown runtime"):
+        runtime.choose()
 
 
 def test_runtime_env_var(monkeypatch):

@@ -148,7 +148,7 @@ def test_wrong_shape_models_are_refused(tmp_path):
     (tmp_path / "out.tflite").write_bytes(tflite((28, 28, 1), 7))
     with pytest.raises(device_model.BadModelError, match="not a 28x28 image"):
         device_model.load(tmp_path / "in.tflite")
-    with pytest.raises(device_model.BadModelError, match="not 10 classes"):
+    with pytest.raises(device_model.BadModelError, match="is not 10 digits"):
         device_model.load(tmp_path / "out.tflite")
 
 
