@@ -1,5 +1,7 @@
-"""Frames per second of the camera loop on 640x480 frames: ROI cut, grayscale, digit
-finding, preprocessing and one int8 invoke, against the bare invoke alone (same run).
+"""Frames per second of the camera loop on 640x480 frames, against the bare invoke alone
+(same run): the loop body alone (ROI cut, grayscale, digit finding, preprocessing, one int8
+invoke of the default model), and end to end from a 640x480 MJPG video file read by OpenCV
+(decode included), as `mnist-edge camera --source VIDEO` runs.
 
     python bench/camera_fps.py [--frames 600]"""
 
@@ -12,9 +14,8 @@ import numpy as np
 from PIL import Image
 
 from device import bench as timing
-from device import camera, data, images, model
+from device import bundled, camera, data, images, model
 from device.classify import classify_gray
-from device.cli import DEFAULT_MODEL
 
 
 def synthetic_frames(n: int) -> list[np.ndarray]:
@@ -36,7 +37,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=600)
     n = p.parse_args().frames
     frames = synthetic_frames(100)
-    clf = model.load(DEFAULT_MODEL)
+    clf = model.load(bundled.NAMES[bundled.DEFAULT])
     roi = camera.Roi.parse(None, frames[0].shape)
     for f in frames[:20]:
         classify_gray(clf, images.rgb_to_gray(roi.cut(f)))
@@ -45,8 +46,35 @@ def main() -> None:
         classify_gray(clf, images.rgb_to_gray(roi.cut(frames[i % len(frames)])))
     loop = (time.perf_counter() - t0) / n
     bare = timing.time_bare(clf, runs=n).p50_us / 1e6
-    print(f"camera loop on 640x480 frames: {1 / loop:.0f} frames/s ({loop * 1e3:.2f} ms/frame)")
+    print(f"camera loop body on 640x480 frames: {1 / loop:.0f} frames/s ({loop * 1e3:.2f} ms/frame)")
     print(f"bare int8 invoke: {bare * 1e6:.0f} µs; the loop costs {loop / bare:.0f}x one invoke")
+    end_to_end(frames, clf, n)
+
+
+def end_to_end(frames: list[np.ndarray], clf: model.Classifier, n: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    import cv2
+
+    from device.live import Reader
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frames.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+        for i in range(n):
+            writer.write(frames[i % len(frames)][..., ::-1])
+        writer.release()
+        source = camera.open_source(str(path))
+        reader = Reader(clf, min_confidence=0.5)
+        count, t0 = 0, time.perf_counter()
+        for frame in camera.frames(source):
+            reader.read(frame)
+            count += 1
+        elapsed = time.perf_counter() - t0
+        source.close()
+    print(f"end to end from a 640x480 MJPG video: {count / elapsed:.0f} frames/s "
+          f"({elapsed / count * 1e3:.2f} ms/frame, {count} frames)")
 
 
 if __name__ == "__main__":

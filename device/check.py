@@ -92,6 +92,8 @@ def _gate_quantized(path: Path, r: ModelResult, results: list[ModelResult],
         else:
             evaluate.floor(r, 0.0)  # gated, and passed
     gate = (manifest or {}).get("gate", {})
+    if r.passed is False:
+        return  # already failed on this run's own measurement; the manifest adds nothing
     if entry.get("gate") == "FAIL" or (entry and gate.get("passed") is False
                                        and any(path.name in f for f in gate.get("failures", []))):
         evaluate.fail(r, "its manifest records a failed quantization gate: "
