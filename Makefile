@@ -36,7 +36,7 @@ check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when 
 	  --model $(MODELS)/mnist_cnn_int8.tflite $(CHECK_ARGS)
 
 bundle: $(BIN)/mnist-edge  ## convert, and when the gate passes copy int8+float32 into device/models
-	$(BIN)/python -m convert --model $(MODELS)/mnist_cnn.keras --bundle $(CONVERT_ARGS)
+	$(BIN)/python -m convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array --bundle $(CONVERT_ARGS)
 
 train-robust: $(BIN)/mnist-edge  ## the robust device model -> models/robust/mnist_robust.keras
 	$(BIN)/python -m train --recipe robust --out $(ROBUST) $(TRAIN_ARGS)

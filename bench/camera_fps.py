@@ -13,8 +13,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from device import bench as timing
-from device import bundled, camera, data, images, model
+from device import bundled, camera, data, images, model, timing
 from device.classify import classify_gray
 
 

@@ -28,7 +28,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from device import atomic, bench, data, evaluate
+from device import atomic, data, evaluate, timing
 from device import model as device_model
 from device.errors import MnistEdgeError
 
@@ -37,6 +37,7 @@ from .report import confusion_png, report_markdown
 BUNDLE_ROOT = Path(__file__).resolve().parent.parent / "device" / "models"
 FAMILIES = {"mnist_cnn": "tutorial", "mnist_robust": "robust"}  # file stem -> bundled folder
 BUNDLED_VARIANTS = ("int8", "float32")
+STAGING_PREFIX = ".convert-"  # hidden folder the models are measured in before they are final
 PREPROCESSING = {
     "image": "28x28 grayscale, white digit on black background (MNIST polarity)",
     "float_input": "pixel / 255 as float32, shape (1,28,28,1)",
@@ -139,9 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
     # Measure every model with the device runtime, from a staging folder beside the outputs.
     out.mkdir(parents=True, exist_ok=True)
-    for leftover in atomic.remove_leftovers(out):
+    for leftover in atomic.remove_leftovers(out, STAGING_PREFIX):
         print(f"removed {leftover.name}, left by an interrupted run")
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
     try:
         entries, results = [], []
         for variant in tflite.VARIANTS:
@@ -151,8 +152,8 @@ def run(args: argparse.Namespace) -> int:
             clf = device_model.load(path, runtime=runtime_probe, trust_model=True)
             res = evaluate.measure(clf, test_x, test_y)
             res.model = name
-            timing = bench.time_wrapper(clf, runs=1000)
-            bare = bench.time_bare(clf, runs=1000)
+            latency = timing.time_wrapper(clf, runs=1000)
+            bare = timing.time_bare(clf, runs=1000)
             results.append(res)
             entries.append({
                 "file": name,
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
                 "test_accuracy": res.accuracy,
                 "agreement_with_keras": float((res.predictions == keras_pred).mean()),
                 "mean_abs_prob_diff_vs_keras": float(np.abs(res.probabilities - keras_probs).mean()),
-                "latency_us": timing.to_json(),
+                "latency_us": latency.to_json(),
                 "bare_invoke_p50_us": round(bare.p50_us, 2),
                 "convert_seconds": round(convert_seconds[variant], 2),
             })

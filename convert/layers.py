@@ -16,17 +16,18 @@ import tensorflow as tf
 
 from device import atomic
 
+from .tflite import converter_for
+
 FLAG_RMSE_OVER_SCALE = 0.7  # about 2.4x the ideal 0.29; the TF debugger guide's own cut-off
 
 
 def layer_report(model, representative, debug_dataset, path: Path) -> list[dict[str, str]]:
     """Write the CSV; return its rows, each with a `flagged` column."""
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    # The debugger compares against float I/O, so the int8 I/O types are not set here;
-    # the inner layers are quantized exactly as in the shipped int8 model.
+    conv = converter_for(model, "int8", representative)
+    # The debugger compares against float I/O: keep the int8 model's inner quantization
+    # (one source: convert/tflite.py) but give it float inputs and outputs.
+    conv.inference_input_type = tf.float32
+    conv.inference_output_type = tf.float32
     debugger = tf.lite.experimental.QuantizationDebugger(converter=conv, debug_dataset=debug_dataset)
     debugger.run()
     buf = io.StringIO()

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
+
+from device.runtime import quiet_native_stderr
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 
@@ -67,6 +70,10 @@ def converter_for(model, variant: str, representative=None) -> tf.lite.TFLiteCon
 
 
 def convert(model, variant: str, representative=None) -> bytes:
-    # Hide the export's endpoint listing that TensorFlow prints on stdout for every call.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # Hide the export's endpoint listing that TensorFlow prints on stdout for every call, the
+    # converter's native "fully_quantize: ..." line and its warning that int8 input
+    # statistics come from the representative data (they do, by design). Failures still
+    # raise, with their message.
+    with contextlib.redirect_stdout(io.StringIO()), quiet_native_stderr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         return bytes(converter_for(model, variant, representative).convert())

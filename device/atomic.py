@@ -77,15 +77,15 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def remove_leftovers(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete the hidden temp files and staging folders a killed writer left in `folder`
-    (never a final path: those are only ever replaced whole)."""
+def remove_leftovers(folder: str | os.PathLike[str], staging_prefix: str | None = None) -> list[Path]:
+    """Delete the hidden temp files, and the staging folders named `staging_prefix...`, that
+    a killed writer left in `folder` (never a final path: those are only replaced whole)."""
     removed = []
     for p in Path(folder).glob(".*"):
         if p.is_file() and ".tmp" in p.suffixes:
             p.unlink(missing_ok=True)
             removed.append(p)
-        elif p.is_dir() and p.name.startswith(".convert-"):
+        elif p.is_dir() and staging_prefix and p.name.startswith(staging_prefix):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

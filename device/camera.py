@@ -171,9 +171,47 @@ class Picamera2Source:
             self.cam = None
 
 
+class _Reader:
+    """One long-lived thread that reads `source` on request, so a read can time out without
+    a thread per frame. A read that never returns keeps this thread; `stop` then reports
+    False and the caller must not close the source under it."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self.requests: queue.Queue[None] = queue.Queue(maxsize=1)
+        self.results: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="camera-read")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.requests.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            try:
+                got: Any = self.source.read()
+            except BaseException as e:  # passed to the caller
+                got = e
+            self.results.put(got)
+
+    def read(self, timeout: float) -> Any:
+        """The next frame, the exception the read raised, or queue.Empty on a timeout."""
+        self.requests.put(None)
+        return self.results.get(timeout=timeout)
+
+    def stop(self, timeout: float) -> bool:
+        """Stop the thread; True when it has ended (the source is free to close)."""
+        self.stopping.set()
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
 class Resilient:
-    """Wraps a live source: each read has a timeout (a reader thread), and a failed, timed-out
-    or frozen read triggers up to `retries` reopen attempts with exponential back-off."""
+    """Wraps a live source: each read has a timeout (one reader thread per opened source),
+    and a failed, timed-out or frozen read triggers up to `retries` reopen attempts with
+    exponential back-off. The reader thread is joined before its source is closed."""
 
     live = True
 
@@ -187,6 +225,7 @@ class Resilient:
         self.log = log or (lambda _msg: None)
         self.reconnects = 0
         self.source = self._open_with_retries()
+        self.reader = _Reader(self.source)
         self.name = self.source.name
         self._last_hash: bytes | None = None
         self._same = 0
@@ -205,18 +244,8 @@ class Resilient:
         raise CameraError(f"{last} (gave up after {self.retries + 1} attempts)")
 
     def _read_once(self) -> np.ndarray:
-        box: queue.Queue[Any] = queue.Queue(maxsize=1)
-        src = self.source
-
-        def worker() -> None:
-            try:
-                box.put(src.read())
-            except BaseException as e:  # passed to the caller
-                box.put(e)
-
-        threading.Thread(target=worker, daemon=True, name="camera-read").start()
         try:
-            got = box.get(timeout=self.timeout)
+            got = self.reader.read(self.timeout)
         except queue.Empty:
             raise CameraError(f"{self.name}: no frame within {self.timeout:.1f} s") from None
         if isinstance(got, BaseException):
@@ -241,14 +270,21 @@ class Resilient:
                         f"{e}; gave up after {self.retries} reconnect attempts; {CAMERA_HINT}"
                     ) from None
                 self.log(f"{e}; reconnecting ({attempt + 1}/{self.retries})")
-                self.source.close()
+                self._close_source()
                 self.sleep(self.backoff * 2**attempt)
                 self.reconnects += 1
                 self.source = self._open_with_retries()
+                self.reader = _Reader(self.source)
         return None  # unreachable
 
+    def _close_source(self) -> None:
+        if self.reader.stop(self.timeout):
+            self.source.close()
+        else:  # still inside read(): closing the device under it could crash the driver
+            self.log(f"{self.name}: a read is still blocked; leaving that device open")
+
     def close(self) -> None:
-        self.source.close()
+        self._close_source()
 
 
 def open_source(spec: str, log: Callable[[str], None] | None = None, **resilience: Any) -> Source:

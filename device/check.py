@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import evaluate, model
+from . import evaluate, safety
 from .datasets import EvalSet
 from .evaluate import ModelResult
 from .model import Classifier
@@ -69,8 +69,8 @@ def run(paths: list[Path], evalset: EvalSet, load: Callable[[Path], Classifier],
 def _gate_quantized(path: Path, r: ModelResult, results: list[ModelResult],
                     result_for: Callable[[Path], ModelResult], evalset: EvalSet,
                     thresholds: Thresholds) -> None:
-    manifest = model.read_manifest(path)
-    entry = model.manifest_entry(path) or {}
+    manifest = safety.read_manifest(path)
+    entry = safety.manifest_entry(path) or {}
     ref_name = entry.get("reference") or (manifest or {}).get("gate", {}).get("reference")
     ref_path = path.parent / ref_name if isinstance(ref_name, str) else None
     ref: ModelResult | None = None

@@ -29,6 +29,7 @@ class Prediction:
     probabilities: list[float] | None  # the 10 digits' probabilities
     bbox: tuple[int, int, int, int] | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)
+    row: int = 0  # with --multi: the line of writing, from the top
     no_digit: float | None = None  # probability of "no digit", for models that have it
     none_reason: str | None = None  # why digit is None: NO_INK, MODEL_NONE, LOW_CONFIDENCE
 
@@ -67,8 +68,8 @@ def predict_pixels(clf: Classifier, digit: preprocess.Digit,
     answer, why = read_probabilities(probs, min_confidence)
     best = float(probs[:NONE].max())
     return Prediction(answer, best, [round(float(p), 6) for p in probs[:NONE]], digit.bbox,
-                      digit.pixels, None if len(probs) <= NONE else round(float(probs[NONE]), 6),
-                      why)
+                      digit.pixels, digit.row,
+                      None if len(probs) <= NONE else round(float(probs[NONE]), 6), why)
 
 
 def classify_gray(clf: Classifier, gray: np.ndarray, multi: bool = False,
@@ -130,11 +131,20 @@ def as_json(path: Path | None, preds: list[Prediction], model: str, top_k: int,
         found = [p for p in preds if p.digit is not None]
         obj["digits"] = [
             {"digit": p.digit, "confidence": round(p.confidence or 0.0, 6),
-             "bbox": list(p.bbox) if p.bbox else None}
+             "bbox": list(p.bbox) if p.bbox else None, "row": p.row}
             for p in found
         ]
-        obj["number"] = "".join(str(p.digit) for p in found) or None
+        obj["number"] = number(preds)
     return obj
+
+
+def number(preds: list[Prediction]) -> str | None:
+    """The digits read, left to right; lines of writing from the top, joined by a space."""
+    rows: dict[int, str] = {}
+    for p in preds:
+        if p.digit is not None:
+            rows[p.row] = rows.get(p.row, "") + str(p.digit)
+    return " ".join(rows[r] for r in sorted(rows)) or None
 
 
 def save_debug(folder: Path, source: Path, preds: list[Prediction],

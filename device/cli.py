@@ -145,7 +145,7 @@ def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = 
                       trust_model=trust)
 
 
-@app.command()
+@app.command(short_help="The digit in each image file, folder or glob.")
 @one_line_errors
 def classify(
     images: Annotated[list[str], typer.Argument(help="Image files, folders or glob patterns "
@@ -158,8 +158,8 @@ def classify(
     debug_dir: Annotated[Path | None, typer.Option("--debug-dir", help="Write the 28x28 "
                          "image the model saw for each file into this folder.",
                          show_default=False)] = None,
-    multi: Annotated[bool, typer.Option("--multi", help="Find every digit in the image and "
-                                        "read them left to right.")] = False,
+    multi: Annotated[bool, typer.Option("--multi", help="Find every digit in the image: lines "
+                                        "of writing top to bottom, each left to right.")] = False,
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
@@ -198,8 +198,10 @@ def classify(
         if first.digit is None:
             typer.echo(f"{path}: {first.describe()}")
         elif multi:
-            parts = ", ".join(f"{p.digit} ({p.confidence:.1%})" for p in preds)
-            typer.echo(f"{path}: {''.join(str(p.digit) for p in preds)}  [{parts}]")
+            parts = ", ".join(f"{p.digit} ({p.confidence:.1%})" for p in preds if p.digit is not None)
+            lines = cls.number(preds) or ""
+            where = f" ({lines.count(' ') + 1} lines, top to bottom)" if " " in lines else ""
+            typer.echo(f"{path}: {lines}{where}  [{parts}]")
         elif top_k > 1:
             ranked = "  ".join(f"{d} {p:.1%}" for d, p in first.top_k(top_k))
             typer.echo(f"{path}: {first.digit}  ({ranked})")
@@ -211,7 +213,7 @@ def classify(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(short_help="Read digits live from a camera, video or folder.")
 @one_line_errors
 def camera(
     source: Annotated[str, typer.Option("--source", "-s", help="auto | picamera2 | opencv:N "
@@ -247,7 +249,7 @@ def camera(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(short_help="Live view and HTTP API for a headless Pi.")
 @one_line_errors
 def serve(
     source: Annotated[str, typer.Option("--source", "-s", help="none | auto | picamera2 | "
@@ -340,7 +342,7 @@ def serve(
         f"{state.metrics.frame_errors} frame errors, up {time.time() - state.started:.0f} s")
 
 
-@app.command()
+@app.command(short_help="Accuracy and the quantization gate (exit 1: failed).")
 @one_line_errors
 def check(
     model: ModelsOpt = None,
@@ -506,7 +508,7 @@ def _write_report(write: Callable[[], object], target: Path) -> None:
         raise UsageError(f"{target}: cannot write ({e.strerror or e})") from None
 
 
-@app.command()
+@app.command(short_help="Latency, throughput and size, as ratios.")
 @one_line_errors
 def bench(
     model: ModelsOpt = None,
@@ -518,8 +520,7 @@ def bench(
     trust_model: TrustOpt = False,
 ) -> None:
     """Time single-image inference: p50/p95/p99 latency, throughput, size, ratios."""
-    from . import bench as timing
-    from . import doctor
+    from . import doctor, timing
 
     paths = model or [p for pair in bundled.families() for p in pair]
     rows = []
@@ -557,7 +558,7 @@ def bench(
         typer.echo("  ".join(f"{k}: {v}" for k, v in health.items()))
 
 
-@app.command()
+@app.command(short_help="MNIST-C, photos and empty frames, side by side.")
 @one_line_errors
 def robustness(
     model: ModelsOpt = None,
@@ -620,7 +621,7 @@ def robustness(
         _write_report(lambda: atomic.write_text(report, rb.replace_section(old, table)), report)
 
 
-@app.command()
+@app.command(short_help="Runtime, platform, model signature, hints.")
 @one_line_errors
 def info(
     model: ModelOpt = None,
@@ -629,8 +630,7 @@ def info(
     trust_model: TrustOpt = False,
 ) -> None:
     """Runtime, versions, platform, the model's signature and manifest, and hints."""
-    from . import doctor
-    from . import model as models
+    from . import doctor, safety
     from . import runtime as runtimes
 
     facts = doctor.platform_facts()
@@ -644,7 +644,7 @@ def info(
         clf = _load(model, runtime, trust=trust_model)
         facts["model"] = {"path": str(clf.path), "bytes": clf.size, "sha256": clf.sha256,
                           "quantized": clf.quantized, "classes": clf.classes, **clf.signature()}
-        entry = models.manifest_entry(clf.path)
+        entry = safety.manifest_entry(clf.path)
         if entry:
             facts["manifest"] = {k: entry[k] for k in ("variant", "test_accuracy", "reference",
                                  "agreement_with_float32", "drop_pp_vs_float32", "gate")
@@ -671,7 +671,7 @@ def info(
         raise problem
 
 
-@app.command()
+@app.command(short_help="Draw an MNIST digit in the terminal.")
 @one_line_errors
 def show(
     index: Annotated[int, typer.Argument(min=0, help="Index of the digit in the split.")],
@@ -702,13 +702,15 @@ _PASS_THROUGH: dict[str, Any] = {
 }
 
 
-@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False,
+             short_help="Train a model (needs the [train] extra).")
 def train(ctx: typer.Context) -> None:
     """Train the Keras CNN (needs the [train] extra; options: `mnist-edge train --help`)."""
     raise typer.Exit(_run_stage("train", ctx.args))
 
 
-@app.command(context_settings=_PASS_THROUGH, add_help_option=False)
+@app.command(context_settings=_PASS_THROUGH, add_help_option=False,
+             short_help="Convert to TFLite, measure, gate (needs [train]).")
 def convert(ctx: typer.Context) -> None:
     """Convert to TFLite, measure and gate (needs [train]; `mnist-edge convert --help`)."""
     raise typer.Exit(_run_stage("convert", ctx.args))

@@ -42,8 +42,3 @@ class CameraError(MnistEdgeError):
 
     exit_code = 1
 
-
-class AccuracyDropError(MnistEdgeError):
-    """A quantized model lost more accuracy than the gate allows."""
-
-    exit_code = 1

@@ -128,21 +128,3 @@ def _read_exact(f: BinaryIO | gzip.GzipFile, n: int, digest: Any = None) -> byte
             digest.update(chunk)
         buf += chunk
     return bytes(buf)
-
-
-def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = None) -> None:
-    """Write uint8 images (N,28,28) or labels (N,) as IDX (gzip when the name ends in .gz)."""
-    from .atomic import write_bytes
-
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    if array.ndim == 3:
-        header = struct.pack(">IIII", IMAGES_MAGIC, *array.shape)
-    elif array.ndim == 1:
-        header = struct.pack(">II", LABELS_MAGIC, array.shape[0])
-    else:
-        raise ValueError(f"IDX arrays are (N,28,28) or (N,), got {array.shape}")
-    data = header + array.tobytes()
-    path = Path(path)
-    if compress if compress is not None else path.suffix == ".gz":
-        data = gzip.compress(data, mtime=0)
-    write_bytes(path, data)

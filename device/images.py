@@ -25,7 +25,10 @@ from .errors import BadImageError
 
 ALLOWED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "PPM")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".pgm", ".ppm", ".pnm"}
-MAX_PIXELS = 40_000_000  # a 40 MP photo; larger declared sizes are refused unread
+MAX_PIXELS = 40_000_000  # a 40 MP photo; larger images are refused unless JPEG can shrink them
+WORK_SIDE = 1000  # decode at least this long a side, no more than needed: a digit in a phone
+# photo covering 3% of it keeps 30 px (MNIST: 20), and a 12 MP JPEG decodes as 0.8 MP
+JPEG_SHRINK = 8  # JPEG decoders scale by 1/2, 1/4 or 1/8 while decoding (DCT scaling)
 MAX_FILE_BYTES = 64 * 1024 * 1024
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
 
@@ -102,12 +105,17 @@ def decode_gray(data: bytes, name: str = "<image>") -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             old_cap = Image.MAX_IMAGE_PIXELS
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            # A JPEG up to JPEG_SHRINK^2 x the cap can still be decoded small; its size after
+            # shrinking is checked below, before anything is decoded.
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS * JPEG_SHRINK**2
             try:
                 with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
                     img.seek(0)  # animated GIF/PNG/WebP: the first frame
+                    _shrink_while_decoding(img)
+                    if img.width * img.height > MAX_PIXELS:
+                        raise Image.DecompressionBombError(f"{img.width}x{img.height}")
                     img.load()
-                    return to_gray(ImageOps.exif_transpose(img))
+                    return to_gray(ImageOps.exif_transpose(_reduced(img)))
             finally:
                 Image.MAX_IMAGE_PIXELS = old_cap
     except Image.UnidentifiedImageError:
@@ -128,6 +136,23 @@ def decode_gray(data: bytes, name: str = "<image>") -> np.ndarray:
         if "truncated" in reason or isinstance(e, EOFError):
             reason = f"truncated or incomplete image data ({reason})"
         raise BadImageError(f"{name}: cannot decode ({reason})") from None
+
+
+def _shrink_while_decoding(img: Image.Image) -> None:
+    """JPEG only: ask the decoder for the smallest scale that keeps WORK_SIDE (draft)."""
+    longest = max(img.size)
+    if img.format == "JPEG" and longest > 2 * WORK_SIDE:
+        scale = WORK_SIDE / longest
+        img.draft(img.mode, (max(1, int(img.width * scale)), max(1, int(img.height * scale))))
+
+
+def _reduced(img: Image.Image) -> Image.Image:
+    """Other formats: shrink by a whole factor right after decoding, before the float
+    conversions multiply the memory."""
+    factor = max(img.size) // WORK_SIDE
+    if factor >= 2 and img.mode in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16"):
+        return img.reduce(factor)
+    return img
 
 
 def to_gray(img: Image.Image) -> np.ndarray:

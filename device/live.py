@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import camera, images
-from .classify import Prediction, as_json, classify_gray
+from .classify import Prediction, as_json, classify_gray, number
 from .errors import CameraError
 from .model import Classifier
 
@@ -81,15 +81,11 @@ class Reader:
 
 def reading_of(preds: list[Prediction], multi: bool) -> object:
     """What `--stable` compares: the digit, or with --multi the number read."""
-    if multi:
-        return "".join(str(p.digit) for p in preds if p.digit is not None) or None
-    return preds[0].digit
+    return number(preds) if multi else preds[0].digit
 
 
 def text_of(preds: list[Prediction], multi: bool) -> str:
-    if multi and any(p.digit is not None for p in preds):
-        return "".join(str(p.digit) for p in preds if p.digit is not None)
-    return preds[0].describe()
+    return (number(preds) if multi else None) or preds[0].describe()
 
 
 @contextmanager

@@ -14,11 +14,6 @@ Every model input here is a white-on-black 28x28 uint8 image, as in MNIST.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import signal
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from . import quant
+from . import quant, safety
 from .errors import BadModelError, UnsupportedModelError
 from .runtime import Runtime, choose, quiet_native_stderr
 
-MAX_MODEL_BYTES = 64 * 1024 * 1024  # MNIST classifiers are KB to a few MB
 ACCEPTED_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
-MANIFEST = "manifest.json"
 NONE = 10  # index of the "no digit" output of an 11-output model
 
 
@@ -72,6 +65,14 @@ class Classifier:
     classes: int = 10  # 10 digits, or 11 with "no digit" last
     quantized: bool = False  # weights or activations stored below float32 precision
     dynamic_batch: bool = False  # the model's signature has batch -1 (can run N at a time)
+
+    @property
+    def input_index(self) -> int:
+        return self._in_index
+
+    @property
+    def output_index(self) -> int:
+        return self._out_index
 
     @property
     def input_mode(self) -> str:
@@ -147,14 +148,6 @@ class Classifier:
         interpreter.invoke()
         return self._post(interpreter.get_tensor(self._out_index).reshape(-1))
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 image(s) (28,28) or (N,28,28) -> probabilities (N, classes)."""
-        pixels = np.asarray(pixels, dtype=np.uint8)
-        if pixels.ndim == 2:
-            return self.predict_one(pixels)[None]
-        return np.stack([self.predict_one(p) for p in pixels]) if len(pixels) else \
-            np.empty((0, self.classes), np.float32)
-
     def signature(self) -> dict[str, Any]:
         return {
             "input": self.input.describe(),
@@ -188,11 +181,11 @@ def load(
     error message instead of a dead process."""
     path = Path(path)
     rt = runtime if isinstance(runtime, Runtime) else choose(runtime)
-    content = read_model_bytes(path)
+    content = safety.read_model_bytes(path)
     sha = hashlib.sha256(content).hexdigest()
-    listed = _check_manifest(path, sha, trust_model)
+    listed = safety.check_manifest(path, sha, trust_model)
     if not listed and isolate:
-        _trial_load(path, content, rt, threads)
+        safety.trial_load(path, content, rt, threads)
     try:
         with quiet_native_stderr():
             interpreter = rt.make(content, threads)
@@ -252,105 +245,6 @@ def load(
     if probs.shape != (classes,) or not np.isfinite(probs).all():
         raise BadModelError(f"{path}: gives {probs.shape} non-finite or malformed outputs")
     return clf
-
-
-def read_model_bytes(path: Path) -> bytes:
-    """Size cap and FlatBuffer identifier checks before anything native touches the bytes."""
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise BadModelError(f"{path}: is a folder, not a .tflite model")
-        if size > MAX_MODEL_BYTES:
-            raise BadModelError(
-                f"{path}: {size} bytes is above the {MAX_MODEL_BYTES // 2**20} MiB model size cap"
-            )
-        content = path.read_bytes()
-    except FileNotFoundError:
-        raise BadModelError(f"{path}: no such model file") from None
-    except OSError as e:
-        raise BadModelError(f"{path}: cannot read ({e.strerror or e})") from None
-    if len(content) < 16 or content[4:8] != b"TFL3":
-        raise BadModelError(f"{path}: not a TFLite model (no TFL3 identifier)")
-    return content
-
-
-def read_manifest(path: Path) -> dict[str, Any] | None:
-    """The `manifest.json` beside a model, when there is a readable one."""
-    try:
-        data = json.loads((Path(path).parent / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def manifest_entry(path: Path) -> dict[str, Any] | None:
-    """The entry of `manifest.json` beside the model that names this file, if any."""
-    data = read_manifest(path)
-    models = data.get("models") if data else None
-    if not isinstance(models, list):
-        return None
-    for entry in models:
-        if isinstance(entry, dict) and entry.get("file") == path.name:
-            return entry
-    return None
-
-
-def _check_manifest(path: Path, sha: str, trust_model: bool) -> bool:
-    """True when the manifest beside the model lists it with this exact SHA-256."""
-    entry = manifest_entry(path)
-    if not entry or not entry.get("sha256"):
-        return False
-    if entry["sha256"] == sha:
-        return True
-    if trust_model:
-        return False
-    raise BadModelError(
-        f"{path}: SHA-256 {sha[:12]}... differs from {MANIFEST} ({entry['sha256'][:12]}...); "
-        "the file changed since it was measured (use --trust-model to run it anyway)"
-    )
-
-
-TRIAL_TIMEOUT = 20.0  # seconds for a child to load and invoke an unlisted model once
-
-
-def _trial_load(path: Path, content: bytes, rt: Runtime, threads: int | None) -> None:
-    """Load + allocate + one invoke in a forked child; a signal or a hang is an error.
-
-    Errors the runtime reports normally are left to the in-process load, which turns them
-    into the usual messages. Where fork is unavailable (not POSIX) the load is direct."""
-    if not hasattr(os, "fork"):
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code = 3
-        try:
-            with quiet_native_stderr():
-                interpreter = rt.make(content, threads)
-                interpreter.allocate_tensors()
-                for d in interpreter.get_input_details():
-                    shape = [max(1, int(v)) for v in d["shape"]]
-                    interpreter.set_tensor(d["index"], np.zeros(shape, d["dtype"]))
-                interpreter.invoke()
-            code = 0
-        finally:
-            os._exit(code)
-    deadline = time.monotonic() + TRIAL_TIMEOUT
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise BadModelError(f"{path}: the runtime did not finish loading it within "
-                                f"{TRIAL_TIMEOUT:.0f} s (refused)")
-        time.sleep(0.002)
-    if os.WIFSIGNALED(status):
-        name = signal.Signals(os.WTERMSIG(status)).name
-        raise BadModelError(f"{path}: crashed the {rt} runtime ({name}) when loaded; "
-                            "the file is corrupt or crafted")
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:

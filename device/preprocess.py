@@ -30,6 +30,7 @@ MIN_THRESHOLD = 0.3  # after stretching, a pixel must reach this to count as ink
 class Digit:
     pixels: np.ndarray  # uint8 (28, 28), white on black
     bbox: tuple[int, int, int, int]  # x, y, width, height in the input image
+    row: int = 0  # with multi: the line of writing, counted from the top
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class _Blob:
 
 
 def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0) -> list[Digit]:
-    """gray float (H,W) in [0,1] -> the digit (or, with multi, every digit left to right).
+    """gray float (H,W) in [0,1] -> the digit (or, with multi, every digit: lines of writing
+    from the top, each left to right).
 
     Returns [] when there is no digit-like blob (blank page, flat frame)."""
     if gray.shape == (SIZE, SIZE) and not multi and _looks_like_mnist(gray):
@@ -79,24 +81,40 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0) -> list[
         x0, y0 = (sheet.x0 + mx) * factor, (sheet.y0 + my) * factor
         x1, y1 = (sheet.x1 - mx) * factor, (sheet.y1 - my) * factor
         found = find_digits(gray[y0:y1, x0:x1], multi, _depth + 1)
-        return [Digit(d.pixels, (d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]))
+        return [Digit(d.pixels, (d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]), d.row)
                 for d in found]
     if not blobs:
         return []
-    groups = _group_digits(blobs) if multi else [_main_digit(blobs)]
-    tallest = max(g.height for g in groups)
+    rows = [_group_digits(line) for line in _lines(blobs)] if multi else [[_main_digit(blobs)]]
+    tallest = max(g.height for groups in rows for g in groups)
     digits = []
-    for g in sorted(groups, key=lambda b: b.x0):
-        if multi and g.height < 0.4 * tallest:  # dots, dashes, specks beside real digits
-            continue
-        x0, y0 = g.x0 * factor, g.y0 * factor
-        x1 = min(ink.shape[1], g.x1 * factor)
-        y1 = min(ink.shape[0], g.y1 * factor)
-        crop = ink[y0:y1, x0:x1]
-        pixels = _fit_and_centre(crop)
-        if pixels is not None:
-            digits.append(Digit(pixels, (int(x0), int(y0), int(x1 - x0), int(y1 - y0))))
-    return digits
+    for number, groups in enumerate(rows):
+        for g in sorted(groups, key=lambda b: b.x0):
+            if multi and g.height < 0.4 * tallest:  # dots, dashes, specks beside real digits
+                continue
+            x0, y0 = g.x0 * factor, g.y0 * factor
+            x1 = min(ink.shape[1], g.x1 * factor)
+            y1 = min(ink.shape[0], g.y1 * factor)
+            pixels = _fit_and_centre(ink[y0:y1, x0:x1])
+            if pixels is not None:
+                digits.append(Digit(pixels, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), number))
+    rows_found = sorted({d.row for d in digits})
+    return [Digit(d.pixels, d.bbox, rows_found.index(d.row)) for d in digits]
+
+
+def _lines(blobs: list[_Blob]) -> list[list[_Blob]]:
+    """Blobs in lines of writing, top to bottom: a blob joins the line whose vertical span
+    it overlaps by more than half of the lower of the two heights."""
+    lines: list[tuple[int, int, list[_Blob]]] = []  # (top, bottom, blobs)
+    for b in sorted(blobs, key=lambda b: b.area, reverse=True):  # big strokes set the lines
+        for i, (top, bottom, members) in enumerate(lines):
+            overlap = min(bottom, b.y1) - max(top, b.y0)
+            if overlap > 0.5 * min(b.height, bottom - top):
+                lines[i] = (min(top, b.y0), max(bottom, b.y1), [*members, b])
+                break
+        else:
+            lines.append((b.y0, b.y1, [b]))
+    return [members for _, _, members in sorted(lines, key=lambda line: line[0])]
 
 
 def _looks_like_mnist(gray: np.ndarray) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import bench, evaluate, idx, preprocess, synth
+from . import evaluate, idx, preprocess, synth, timing
 from .errors import BadDataError
 from .model import NONE, Classifier
 
@@ -122,7 +122,7 @@ def score(clf: Classifier, mnist: tuple[np.ndarray, np.ndarray],
         s.mnistc_error = {name: 1 - _accuracy(clf, x, labels) for name, x in sets.items()}
     s.photo_accuracy = {f.style: _accuracy(clf, f.pixels, f.labels, f.found) for f in photos}
     s.empty_none_rate = {f.style: _accuracy(clf, f.pixels, f.labels, f.found) for f in empties}
-    s.p50_us = bench.time_wrapper(clf, runs=2000, warmup=200).p50_us
+    s.p50_us = timing.time_wrapper(clf, runs=2000, warmup=200).p50_us
     return s
 
 

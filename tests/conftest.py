@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import gzip
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from device import data
+from device import data, idx
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -62,3 +64,19 @@ def photo_of(digit: np.ndarray, seed: int = 0, size: int = 200) -> np.ndarray:
     canvas[oy : oy + size // 2, ox : ox + size // 2] = ink
     photo = 0.9 - 0.75 * canvas + rng.normal(0, 0.02, canvas.shape)
     return np.clip(photo, 0, 1).astype(np.float32)
+
+
+def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = None) -> None:
+    """Test data: uint8 images (N,28,28) or labels (N,) as IDX (gzip when the name ends in .gz)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    if array.ndim == 3:
+        header = struct.pack(">IIII", idx.IMAGES_MAGIC, *array.shape)
+    elif array.ndim == 1:
+        header = struct.pack(">II", idx.LABELS_MAGIC, array.shape[0])
+    else:
+        raise ValueError(f"IDX arrays are (N,28,28) or (N,), got {array.shape}")
+    data = header + array.tobytes()
+    path = Path(path)
+    if compress if compress is not None else path.suffix == ".gz":
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)

@@ -12,9 +12,7 @@ from typer.testing import CliRunner
 
 from device import camera
 from device.cli import app
-from device.errors import CameraError
-
-from .conftest import photo_of
+from device.errors import CameraError, UsageError
 
 runner = CliRunner()
 
@@ -168,17 +166,21 @@ def test_camera_vanishes_mid_stream_exit_1(monkeypatch, int8_model):
 def test_roi_parse():
     assert camera.Roi.parse(None, (480, 640)) == camera.Roi(176, 96, 288, 288)
     assert camera.Roi.parse("0,0,10,10", (480, 640)) == camera.Roi(0, 0, 10, 10)
-    with pytest.raises(Exception, match="outside"):
+    with pytest.raises(UsageError, match="outside"):
         camera.Roi.parse("600,0,100,10", (480, 640))
 
 
-def test_preprocess_photo_frame_speed_ratio_smoke(test_split, int8_model):
-    """Behaviour only: a 640x480 frame with a digit gives that digit through the loop."""
-    from device.classify import classify_gray
+def test_camera_loop_reads_a_640x480_frame(test_split, int8_model):
+    """Behaviour only (speed is bench/camera_fps.py's): a 640x480 RGB frame with a digit in
+    its default ROI reads that digit through the live loop's Reader."""
+    from device.live import Reader
 
-    photo = photo_of(test_split[0][0], size=400)
-    pred = classify_gray(int8_model, photo)[0]
-    assert pred.digit == 7
+    frame = np.full((480, 640, 3), 225, np.uint8)
+    big = np.asarray(Image.fromarray(test_split[0][0]).resize((160, 160)), np.float32)
+    frame[160:320, 240:400] -= (big * 0.8).astype(np.uint8)[..., None]
+    assert frame.shape == (480, 640, 3)
+    preds = Reader(int8_model).read(frame)
+    assert preds[0].digit == 7 and Reader(int8_model).roi(frame) == camera.Roi(176, 96, 288, 288)
 
 
 class _FakeCapture:
@@ -215,3 +217,21 @@ def test_opencv_false_none_reconnects_then_exit_1(monkeypatch):
     assert "returned no frame" in res.stderr and "gave up after 2 reconnect attempts" in res.stderr
     assert "Traceback" not in res.stderr
     assert _FakeCapture.released == 3  # every opened capture was released
+
+
+def test_one_reader_thread_joined_before_close():
+    """Many reads, one reader thread; closing joins it before the device is closed; a read
+    that never returns leaves its device open rather than closing it under the driver."""
+    before = {t for t in threading.enumerate() if t.name == "camera-read"}
+    src = camera.Resilient(opener_from([[frame(v) for v in range(20)]]), sleep=no_sleep)
+    for v in range(20):
+        assert src.read()[0, 0] == v
+    readers = {t for t in threading.enumerate() if t.name == "camera-read"} - before
+    assert len(readers) == 1
+    src.close()
+    assert not any(t.is_alive() for t in readers) and FakeCam.closed == 1
+
+    blocked = camera.Resilient(opener_from([["block"], [frame(5)]]), timeout=0.2, retries=1,
+                               sleep=no_sleep)
+    assert blocked.read()[0, 0] == 5  # the blocked read timed out, a reconnect delivered
+    assert FakeCam.closed == 1  # the device still inside read() was not closed

@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from device import evaluate, idx, synth
+from device import evaluate, synth
 from device import model as device_model
 from device.cli import app
 
-from .conftest import BUNDLED, INTEROP
+from .conftest import BUNDLED, INTEROP, write_idx
 
 runner = CliRunner()
 INT8 = BUNDLED / "mnist_cnn_int8.tflite"
@@ -177,8 +177,8 @@ def test_idx_pair_matches_the_python_api(tmp_path, test_split):
     x, y = test_split[0][:700], test_split[1][:700]
     rng = np.random.default_rng(1)
     noisy = np.clip(x + rng.integers(0, 90, x.shape), 0, 255).astype(np.uint8)
-    idx.write_idx(tmp_path / "imgs-idx3-ubyte.gz", noisy)
-    idx.write_idx(tmp_path / "labels-idx1-ubyte", y)
+    write_idx(tmp_path / "imgs-idx3-ubyte.gz", noisy)
+    write_idx(tmp_path / "labels-idx1-ubyte", y)
     res = run("--model", str(INT8), "--idx", str(tmp_path / "imgs-idx3-ubyte.gz"),
               str(tmp_path / "labels-idx1-ubyte"), "--json")
     assert res.exit_code == 0, res.stderr

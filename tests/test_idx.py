@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from device import data, idx
 from device.errors import BadDataError, DataNotFoundError
 
-from .conftest import mnist_dir
+from .conftest import mnist_dir, write_idx
 
 
 def images_bytes(n=3, rows=28, cols=28, magic=2051, extra=b"", short=0):
@@ -36,11 +36,11 @@ def write(tmp_path, name, payload, compress=False):
 def test_valid_files_round_trip(tmp_path, compress):
     arr = np.arange(2 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(2, 28, 28)
     path = tmp_path / ("x.gz" if compress else "x")
-    idx.write_idx(path, arr)
+    write_idx(path, arr)
     got = idx.read_images(path)
     assert np.array_equal(got.array, arr)
     lab = tmp_path / "l"
-    idx.write_idx(lab, np.array([0, 9], np.uint8))
+    write_idx(lab, np.array([0, 9], np.uint8))
     assert idx.read_labels(lab).array.tolist() == [0, 9]
 
 
@@ -95,15 +95,15 @@ def test_gzip_bomb_is_not_decompressed(tmp_path):
 
 
 def test_count_mismatch(tmp_path):
-    idx.write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8))
-    idx.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((3, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
     with pytest.raises(BadDataError, match="3 images but .* 2 labels"):
         data.load_split("test", tmp_path, verify=False)
 
 
 def test_checksum_mismatch_is_refused(tmp_path):
-    idx.write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
-    idx.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((2, 28, 28), np.uint8))
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(2, np.uint8))
     with pytest.raises(BadDataError, match="differs from the original MNIST"):
         data.load_split("test", tmp_path)
 

@@ -147,3 +147,23 @@ def test_fuzz_random_bytes(blob):
         images.decode_gray(blob)
     except BadImageError:
         pass
+
+
+def test_big_jpegs_decode_at_work_size(tmp_path):
+    """A 12 MP JPEG decodes at about WORK_SIDE (DCT scaling); a 48 MP JPEG is accepted the
+    same way, while a 48 MP PNG, which cannot shrink while decoding, is still refused."""
+    big = np.full((6000, 8000), 200, np.uint8)
+    big[2000:4000, 3000:3300] = 30
+    Image.fromarray(big).save(tmp_path / "48mp.jpg", quality=80)
+    Image.fromarray(big[:3024, :4032]).save(tmp_path / "12mp.jpg", quality=80)
+    for name in ("12mp.jpg", "48mp.jpg"):
+        gray = images.load_gray(tmp_path / name)
+        assert images.WORK_SIDE <= max(gray.shape) <= 2 * images.WORK_SIDE, gray.shape
+    Image.fromarray(big).save(tmp_path / "48mp.png")
+    with pytest.raises(BadImageError, match="40 MP limit"):
+        images.load_gray(tmp_path / "48mp.png")
+
+
+def test_big_pngs_are_reduced_after_decoding(tmp_path):
+    Image.fromarray(np.full((2400, 3200), 180, np.uint8)).save(tmp_path / "8mp.png")
+    assert max(images.load_gray(tmp_path / "8mp.png").shape) in (3200 // 3, 3200 // 3 + 1)

@@ -73,10 +73,12 @@ def test_kill_train_and_convert(tmp_path):
     t_convert = timed(convert)
     rng = random.Random(1234)
     for args, duration in ((train, t_train), (convert, t_convert)):
+        landed = 0
         for _ in range(KILLS):
             before = snapshot(out)
-            run_and_kill(args, rng.uniform(0.3, 1.0) * duration)
+            landed += run_and_kill(args, rng.uniform(0.3, 1.0) * duration) is None
             assert_intact(out, before)
+        assert landed >= 1, f"no kill of {args[0]} landed before it finished: nothing was tested"
     subprocess.run([sys.executable, "-m", *convert], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert not list(out.glob(".*"))  # the next run cleared what the killed ones left

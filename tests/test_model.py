@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device import evaluate, model, quant, runtime
+from device import evaluate, model, quant, runtime, safety
 from device.errors import BadModelError
 
 from .conftest import BUNDLED, INTEROP
@@ -49,14 +49,14 @@ def test_bundled_int8_signature():
                             "quantization": [pytest.approx(1 / 255), -128]}
     assert sig["output"]["dtype"] == "int8" and sig["output_kind"] == "softmax"
     assert clf.quantized and not model.load(FLOAT32).quantized
-    p = clf.predict(np.zeros((28, 28), np.uint8))
+    p = clf.predict_one(np.zeros((28, 28), np.uint8))[None]
     assert p.shape == (1, 10) and p.sum() == pytest.approx(1.0, abs=0.02)
 
 
 def test_same_interpreter_is_reused(test_split):
     clf = model.load(INT8)
     interp = clf.interpreter
-    clf.predict(test_split[0][:5])
+    evaluate.predict_all(clf, test_split[0][:5])
     assert clf.interpreter is interp
 
 
@@ -79,7 +79,7 @@ def test_logits_model_gives_probabilities(test_split):
         pytest.skip("no interop models")
     clf = model.load(path)
     assert clf.output_kind == "logits"
-    p = clf.predict(test_split[0][:3])
+    p = evaluate.predict_all(clf, test_split[0][:3])
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5) and (p >= 0).all()
 
 
@@ -121,7 +121,7 @@ def test_prefixes_of_a_real_model(tmp_path):
 
 
 def test_size_cap(tmp_path, monkeypatch):
-    monkeypatch.setattr(model, "MAX_MODEL_BYTES", 1000)
+    monkeypatch.setattr(safety, "MAX_MODEL_BYTES", 1000)
     with pytest.raises(BadModelError, match="size cap"):
         model.load(FLOAT32)
 
@@ -182,7 +182,7 @@ class _CrashingInterpreter:
                                           ("hang", "did not finish loading")])
 def test_crashing_runtime_becomes_an_error(tmp_path, monkeypatch, mode, reason):
     monkeypatch.setattr(_CrashingInterpreter, "mode", mode)
-    monkeypatch.setattr(model, "TRIAL_TIMEOUT", 1.0)
+    monkeypatch.setattr(safety, "TRIAL_TIMEOUT", 1.0)
     fake = runtime.Runtime("litert", "fake", _CrashingInterpreter)
     path = tmp_path / "evil.tflite"
     path.write_bytes(INT8.read_bytes())
@@ -192,7 +192,7 @@ def test_crashing_runtime_becomes_an_error(tmp_path, monkeypatch, mode, reason):
 
 def test_listed_models_skip_the_trial(monkeypatch):
     calls = []
-    monkeypatch.setattr(model, "_trial_load", lambda *a: calls.append(a))
+    monkeypatch.setattr(safety, "trial_load", lambda *a: calls.append(a))
     model.load(INT8)  # the bundled manifest lists it with its hash
     assert calls == []
     model.load(INTEROP / "mattn_float_784.tflite") if INTEROP.is_dir() else None
@@ -212,7 +212,7 @@ def test_fuzz_flipped_model_bytes(tmp_path_factory, flips):
         clf = model.load(path)
     except BadModelError:
         return
-    p = clf.predict(np.zeros((28, 28), np.uint8))
+    p = clf.predict_one(np.zeros((28, 28), np.uint8))[None]
     assert p.shape == (1, 10)
 
 

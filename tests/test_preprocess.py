@@ -102,7 +102,7 @@ def test_golden(case, test_split, int8_model):
     diff = np.abs(pixels.astype(int) - expected.astype(int))
     assert diff.max() <= 12 and diff.mean() <= 1.0, f"max {diff.max()}, mean {diff.mean():.2f}"
     _assert_mnist_like(pixels)
-    assert int8_model.predict(pixels)[0].argmax() == 7
+    assert int8_model.predict_one(pixels).argmax() == 7
 
 
 def _assert_mnist_like(pixels):
@@ -144,7 +144,7 @@ def test_photo_like_accuracy(test_split, int8_model):
     hits = 0
     for i in range(300):
         found = preprocess.find_digits(photo_of(x[i], seed=i))
-        hits += bool(found) and int(int8_model.predict(found[0].pixels)[0].argmax()) == y[i]
+        hits += bool(found) and int(int8_model.predict_one(found[0].pixels).argmax()) == y[i]
     assert hits / 300 >= 0.97
 
 
@@ -217,7 +217,7 @@ def test_multi_reads_left_to_right(test_split, int8_model):
     row = np.concatenate([np.pad(x[i], ((4, 4), (6, 6))) for i in (3, 2, 1, 0)], axis=1)
     big = np.asarray(Image.fromarray(row).resize((row.shape[1] * 3, row.shape[0] * 3)))
     found = preprocess.find_digits(1.0 - big / 255.0, multi=True)
-    digits = [int(int8_model.predict(d.pixels)[0].argmax()) for d in found]
+    digits = [int(int8_model.predict_one(d.pixels).argmax()) for d in found]
     assert digits == [int(y[i]) for i in (3, 2, 1, 0)]
     lefts = [d.bbox[0] for d in found]
     assert lefts == sorted(lefts)

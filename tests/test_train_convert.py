@@ -86,7 +86,7 @@ def test_convert_small_model(small_model, tmp_path):
         blob = (out / m["file"]).read_bytes()
         assert hashlib.sha256(blob).hexdigest() == m["sha256"] and len(blob) == m["bytes"]
         clf = device_model.load(out / m["file"])  # manifest beside it: hash verified
-        assert clf.predict(np.zeros((28, 28), np.uint8)).shape == (1, 10)
+        assert clf.predict_one(np.zeros((28, 28), np.uint8)).shape == (10,)
     assert files["int8"]["input"]["dtype"] == "int8" and files["int8"]["output"]["dtype"] == "int8"
     assert files["float32"]["input"]["dtype"] == "float32"
     assert files["float16"]["bytes"] < files["float32"]["bytes"]

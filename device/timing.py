@@ -42,7 +42,7 @@ def time_wrapper(clf: Classifier, runs: int = 1000, warmup: int = 50) -> Timing:
 def time_bare(clf: Classifier, runs: int = 1000, warmup: int = 50) -> Timing:
     """Only set_tensor + invoke + get_tensor on pre-made inputs: the baseline."""
     prepared = clf.prepare(sample_images())
-    interp, i_in, i_out = clf.interpreter, clf._in_index, clf._out_index
+    interp, i_in, i_out = clf.interpreter, clf.input_index, clf.output_index
     for i in range(warmup):
         interp.set_tensor(i_in, prepared[i % len(prepared)][None])
         interp.invoke()
@@ -67,17 +67,17 @@ def batch_throughput(clf: Classifier, batch: int = 64, runs: int = 50) -> float 
 
     with quiet_native_stderr():
         interp = clf.runtime.make(clf.path.read_bytes())
-        interp.resize_tensor_input(clf._in_index, [batch, *clf.input.shape[1:]])
+        interp.resize_tensor_input(clf.input_index, [batch, *clf.input.shape[1:]])
         interp.allocate_tensors()
     x = clf.prepare(sample_images(batch))
     for _ in range(3):
-        interp.set_tensor(clf._in_index, x)
+        interp.set_tensor(clf.input_index, x)
         interp.invoke()
     t0 = time.perf_counter()
     for _ in range(runs):
-        interp.set_tensor(clf._in_index, x)
+        interp.set_tensor(clf.input_index, x)
         interp.invoke()
-        interp.get_tensor(clf._out_index)
+        interp.get_tensor(clf.output_index)
     return batch * runs / (time.perf_counter() - t0)
 
 
