@@ -100,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
     if not model_path.is_file():
         print(f"error: {model_path}: no trained model; run `make train` first", file=sys.stderr)
         return 2
+    try:  # before any work: an --out that cannot take files fails now, in one line
+        out.mkdir(parents=True, exist_ok=True)
+        probe = Path(tempfile.mkstemp(prefix=".write-test-", dir=out)[1])
+        probe.unlink()
+    except OSError as e:
+        print(f"error: --out {out}: cannot write there ({e.strerror or e})", file=sys.stderr)
+        return 2
     stem = model_path.stem
     test_x, test_y = data.load_split("test", args.data)
     train_x, train_y = data.load_split("train", args.data)

@@ -6,6 +6,7 @@ Exit codes: 0 success; 1 a check failed or a runtime/device failure; 2 bad input
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -732,6 +733,13 @@ def main() -> None:
     except KeyboardInterrupt:
         say("interrupted")
         sys.exit(130)
+    except BrokenPipeError:  # `mnist-edge ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as e:  # stdout on a full disk (`> /dev/full`), a closed terminal
+        with contextlib.suppress(OSError):
+            say(f"error: cannot write the results ({e.strerror or e})")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

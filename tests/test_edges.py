@@ -185,3 +185,18 @@ def test_help_lists_every_command_uncut():
     listing = run("--help").stdout.split("Commands:")[1]
     assert "..." not in listing and len(listing.strip().splitlines()) == 10
     assert "--model MODEL" in run("classify", "--help").stdout.replace("  ", " ")
+
+
+def test_results_to_a_full_disk_is_one_line_exit_2():
+    res = subprocess.run(f"'{EXE}' classify '{SEVEN}' > /dev/full", shell=True, capture_output=True,
+                         text=True)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
+    assert "cannot write the results" in res.stderr
+
+
+def test_convert_refuses_an_unwritable_out_before_any_work(capsys):
+    from convert.convert import main
+
+    assert main(["--model", str(SEVEN), "--out", "/proc/mnist-edge-out"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --out /proc/mnist-edge-out: cannot write there") and err.count("\n") == 1
