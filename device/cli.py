@@ -122,6 +122,13 @@ StableOpt = Annotated[
 MultiOpt = Annotated[
     bool, typer.Option("--multi", help="Read every digit in the frame (as classify --multi).")
 ]
+TimeoutOpt = Annotated[
+    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a frame before "
+                        "reconnecting.")
+]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", min=0, help="Reconnect attempts before giving up.")
+]
 MinConfidenceOpt = Annotated[
     float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Answer 'no digit' when "
                         "the best digit is less likely than this (0-1).")
@@ -230,10 +237,8 @@ def camera(
     json_out: JsonOpt = False,
     show: Annotated[bool, typer.Option("--show", help="Draw the ROI and the prediction in a "
                                        "window (needs a display and GUI OpenCV).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a "
-                                           "frame before reconnecting.")] = 2.0,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Reconnect attempts "
-                                         "before giving up.")] = 3,
+    timeout: TimeoutOpt = 2.0,
+    retries: RetriesOpt = 3,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -267,10 +272,8 @@ def serve(
                      "when --host is not loopback).", show_default=False)] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
                              "upload, MB (larger: 413).")] = 10.0,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a "
-                                           "frame before reconnecting.")] = 2.0,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Reconnect attempts "
-                                         "before giving up.")] = 3,
+    timeout: TimeoutOpt = 2.0,
+    retries: RetriesOpt = 3,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
