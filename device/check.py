@@ -91,13 +91,14 @@ def _gate_quantized(path: Path, r: ModelResult, results: list[ModelResult],
                              f"(allowed {thresholds.max_drop_pp:g} pp)")
         else:
             evaluate.floor(r, 0.0)  # gated, and passed
-    gate = (manifest or {}).get("gate", {})
     if r.passed is False:
         return  # already failed on this run's own measurement; the manifest adds nothing
+    gate = (manifest or {}).get("gate", {})
+    failures = gate.get("failures", [])
     if entry.get("gate") == "FAIL" or (entry and gate.get("passed") is False
-                                       and any(path.name in f for f in gate.get("failures", []))):
+                                       and any(path.name in f for f in failures)):
         evaluate.fail(r, "its manifest records a failed quantization gate: "
-                         + "; ".join(gate.get("failures", [])) or "gate: FAIL")
+                         + ("; ".join(failures) or "gate: FAIL"))
 
 
 def _recorded(manifest: dict | None, name: str) -> float | None:

@@ -242,3 +242,13 @@ def test_github_action_runs_the_gate(tmp_path):
     ungated = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env,
                              capture_output=True, text=True)
     assert ungated.returncode == 1 and "not gated" in ungated.stderr
+
+
+def test_manifest_fail_without_failure_text_still_says_why(tmp_path):
+    path = _broken_copy(tmp_path, with_reference=False)
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    manifest["gate"]["failures"] = []
+    (path.parent / "manifest.json").write_text(json.dumps(manifest))
+    res = run("--model", str(path), "--limit", "300", "--json")
+    assert res.exit_code == 1
+    assert rows(res)[0]["reason"].endswith("failed quantization gate: gate: FAIL")
