@@ -22,13 +22,13 @@ $(BIN)/mnist-edge: pyproject.toml
 install: $(BIN)/mnist-edge  ## .venv with the project and its train, camera, serve and dev extras
 
 train: $(BIN)/mnist-edge  ## train the tutorial's CNN -> models/mnist_cnn.keras
-	$(BIN)/python -m train --out $(MODELS) $(TRAIN_ARGS)
+	$(BIN)/mnist-edge train --out $(MODELS) $(TRAIN_ARGS)
 
 $(MODELS)/mnist_cnn.keras:
 	$(MAKE) train
 
 convert: $(BIN)/mnist-edge $(MODELS)/mnist_cnn.keras  ## four TFLite models, measured and gated
-	$(BIN)/python -m convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array $(CONVERT_ARGS)
+	$(BIN)/mnist-edge convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array $(CONVERT_ARGS)
 
 check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when int8 loses accuracy)
 	$(BIN)/mnist-edge check --model $(MODELS)/mnist_cnn_float32.tflite \
@@ -36,16 +36,16 @@ check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when 
 	  --model $(MODELS)/mnist_cnn_int8.tflite $(CHECK_ARGS)
 
 bundle: $(BIN)/mnist-edge  ## convert, and when the gate passes copy int8+float32 into device/models
-	$(BIN)/python -m convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array --bundle $(CONVERT_ARGS)
+	$(BIN)/mnist-edge convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array --bundle $(CONVERT_ARGS)
 
 train-robust: $(BIN)/mnist-edge  ## the robust device model -> models/robust/mnist_robust.keras
-	$(BIN)/python -m train --recipe robust --out $(ROBUST) $(TRAIN_ARGS)
+	$(BIN)/mnist-edge train --recipe robust --out $(ROBUST) $(TRAIN_ARGS)
 
 $(ROBUST)/mnist_robust.keras:
 	$(MAKE) train-robust
 
 convert-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## its four TFLite models, measured and gated
-	$(BIN)/python -m convert --model $(ROBUST)/mnist_robust.keras $(CONVERT_ARGS)
+	$(BIN)/mnist-edge convert --model $(ROBUST)/mnist_robust.keras $(CONVERT_ARGS)
 
 check-robust: $(BIN)/mnist-edge  ## the gate on the robust family's converted models
 	$(BIN)/mnist-edge check --model $(ROBUST)/mnist_robust_float32.tflite \
@@ -53,18 +53,18 @@ check-robust: $(BIN)/mnist-edge  ## the gate on the robust family's converted mo
 	  --model $(ROBUST)/mnist_robust_int8.tflite $(CHECK_ARGS)
 
 bundle-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## gate, then bundle int8+float32 as device/models/robust
-	$(BIN)/python -m convert --model $(ROBUST)/mnist_robust.keras --bundle $(CONVERT_ARGS)
+	$(BIN)/mnist-edge convert --model $(ROBUST)/mnist_robust.keras --bundle $(CONVERT_ARGS)
 
 robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
 	$(BIN)/mnist-edge robustness --mnistc $(MNISTC) --markdown $(MODELS)/robustness.md \
 	  --report $(MODELS)/report.md $(ROBUSTNESS_ARGS)
 
 kfold: $(BIN)/mnist-edge  ## 5-fold validation of a recipe (RECIPE=tutorial|robust)
-	$(BIN)/python -m train --kfold 5 --recipe $(or $(RECIPE),tutorial) --out $(MODELS)/kfold-$(or $(RECIPE),tutorial)
+	$(BIN)/mnist-edge train --kfold 5 --recipe $(or $(RECIPE),tutorial) --out $(MODELS)/kfold-$(or $(RECIPE),tutorial)
 
 dense: $(BIN)/mnist-edge  ## the previous post's dense network, trained and converted into models/dense
-	$(BIN)/python -m train --variant dense
-	$(BIN)/python -m convert --model $(MODELS)/dense/mnist_dense.keras
+	$(BIN)/mnist-edge train --variant dense
+	$(BIN)/mnist-edge convert --model $(MODELS)/dense/mnist_dense.keras
 
 pi-check: $(BIN)/mnist-edge  ## the device path as ARM code in an emulated Debian root (ARCH=arm64|armhf SUITE=bookworm|trixie; root)
 	ARCH=$(or $(ARCH),arm64) SUITE=$(or $(SUITE),bookworm) LIMIT=$(or $(LIMIT),1000) bash tools/pi-check.sh

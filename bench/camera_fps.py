@@ -13,8 +13,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from device import bundled, camera, data, images, model, timing
-from device.classify import classify_gray
+from mnist_edge.device import bundled, camera, data, images, model, timing
+from mnist_edge.device.classify import classify_gray
 
 
 def synthetic_frames(n: int) -> list[np.ndarray]:
@@ -56,7 +56,7 @@ def end_to_end(frames: list[np.ndarray], clf: model.Classifier, n: int) -> None:
 
     import cv2
 
-    from device.live import Reader
+    from mnist_edge.device.live import Reader
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "frames.avi"

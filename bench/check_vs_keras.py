@@ -12,7 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from device import data, evaluate, model  # noqa: E402
+from mnist_edge.device import data, evaluate, model  # noqa: E402
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ import argparse
 
 import numpy as np
 
-from device import bundled, data, evaluate, robustness
-from device import model as device_model
-from device.model import NONE
+from mnist_edge.device import bundled, data, evaluate, robustness
+from mnist_edge.device import model as device_model
+from mnist_edge.device.model import NONE
 
 
 def rates(probs: np.ndarray, found: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

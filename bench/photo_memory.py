@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from device import data, synth
+from mnist_edge.device import data, synth
 
 CHILD = """
 import json, sys, time
-from device import bundled, classify, images, model
-from device.errors import BadImageError
+from mnist_edge.device import bundled, classify, images, model
+from mnist_edge.device.errors import BadImageError
 if sys.argv[2] == "full":
     images.WORK_SIDE = 10**9
 clf = model.load(bundled.NAMES["robust"])

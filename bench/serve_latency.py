@@ -23,8 +23,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from device import bundled, classify, images, synth
-from device import model as device_model
+from mnist_edge.device import bundled, classify, images, synth
+from mnist_edge.device import model as device_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

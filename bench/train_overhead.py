@@ -1,4 +1,4 @@
-"""Training time of `python -m train` against a plain Keras script doing the same fit,
+"""Training time of `python -m mnist_edge.train` against a plain Keras script doing the same fit,
 measured side by side in one run (each in a fresh process, same data, same machine).
 
     python bench/train_overhead.py [--epochs 5]"""
@@ -16,7 +16,7 @@ from pathlib import Path
 PLAIN = r'''
 import sys, time, numpy as np, keras
 from keras import layers
-from device import data
+from mnist_edge.device import data
 epochs = int(sys.argv[1])
 (xi, yi), (xt, yt) = data.load_split("train"), data.load_split("test")
 x = xi.reshape(-1, 28, 28, 1).astype("float32") / 255; y = np.eye(10, dtype="float32")[yi]
@@ -43,13 +43,13 @@ def main() -> None:
     plain_fit, plain_acc = float(out[-2]), float(out[-1])
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "train", "--epochs", str(epochs), "--out", tmp],
+        subprocess.run([sys.executable, "-m", "mnist_edge.train", "--epochs", str(epochs), "--out", tmp],
                        check=True, capture_output=True)
         ours_wall = time.perf_counter() - t0
         metrics = json.loads((Path(tmp) / "train_metrics.json").read_text())
     print(f"plain Keras script: fit {plain_fit:.1f} s, process {plain_wall:.1f} s, "
           f"test accuracy {plain_acc:.4f}")
-    print(f"python -m train:    fit {metrics['train_seconds']:.1f} s, process {ours_wall:.1f} s, "
+    print(f"mnist_edge.train:   fit {metrics['train_seconds']:.1f} s, process {ours_wall:.1f} s, "
           f"test accuracy {metrics['test_accuracy']:.4f}")
     print(f"ratio fit {metrics['train_seconds'] / plain_fit:.3f}x, "
           f"whole process {ours_wall / plain_wall:.3f}x")

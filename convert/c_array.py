@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from device import atomic
+from mnist_edge.device import atomic
 
 
 def c_source(data: bytes, name: str) -> tuple[str, str]:

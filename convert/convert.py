@@ -1,7 +1,7 @@
 """Convert the trained Keras model to four TFLite models, measure them with the device
 runtime, write manifest.json and report.md, and gate the int8 model's accuracy.
 
-    python -m convert [--model models/mnist_cnn.keras] [--out models] [--max-drop 0.5]
+    mnist-edge convert [--model models/mnist_cnn.keras] [--out models] [--max-drop 0.5]
                       [--representative 500] [--layer-report] [--c-array] [--bundle]
 
 Models are named after the Keras file: mnist_robust.keras -> mnist_robust_int8.tflite, ...
@@ -28,9 +28,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from device import atomic, data, evaluate, timing
-from device import model as device_model
-from device.errors import MnistEdgeError
+from mnist_edge.device import atomic, data, evaluate, timing
+from mnist_edge.device import model as device_model
+from mnist_edge.device.errors import MnistEdgeError
 
 from .report import confusion_png, report_markdown
 
@@ -47,7 +47,7 @@ PREPROCESSING = {
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m convert", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="mnist-edge convert", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="models/mnist_cnn.keras", help="trained Keras model")
     p.add_argument("--out", default=None, help="output folder (default: the model's folder)")

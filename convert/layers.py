@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from device import atomic
+from mnist_edge.device import atomic
 
 from .tflite import converter_for
 

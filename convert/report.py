@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from device import atomic
+from mnist_edge.device import atomic
 
 
 def _pct(v: float | None) -> str:

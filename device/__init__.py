@@ -4,4 +4,4 @@ This package runs on a Raspberry Pi with only numpy, Pillow, typer and a TFLite 
 It never imports TensorFlow or Keras.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place: pyproject.toml reads it (dynamic version)

@@ -726,7 +726,7 @@ def _run_stage(name: str, args: list[str]) -> int:
     if importlib.util.find_spec("tensorflow") is None:
         say(f"error: `mnist-edge {name}` needs TensorFlow: pip install 'mnist-edge[train]'")
         return 2
-    module = importlib.import_module(f"{name}.{name}")
+    module = importlib.import_module(f"mnist_edge.{name}.{name}")
     return int(module.main(args))
 
 

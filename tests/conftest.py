@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device import data, idx
+from mnist_edge.device import data, idx
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,7 +39,7 @@ def test_split():
 
 @pytest.fixture(scope="session")
 def int8_model():
-    from device import model
+    from mnist_edge.device import model
 
     path = BUNDLED / "mnist_cnn_int8.tflite"
     if not path.is_file():

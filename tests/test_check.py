@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from device import evaluate, synth
-from device import model as device_model
-from device.cli import app
+from mnist_edge.device import evaluate, synth
+from mnist_edge.device import model as device_model
+from mnist_edge.device.cli import app
 
 from .conftest import BUNDLED, INTEROP, write_idx
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from device.cli import app
+from mnist_edge.device.cli import app
 
 from .conftest import BUNDLED, INTEROP, ROOT
 
@@ -200,8 +200,9 @@ def test_unknown_runtime_is_usage_error():
 
 
 def test_importing_cli_does_not_import_tensorflow():
-    code = ("import sys, device.cli, device.classify, device.live, device.camera, "
-            "device.evaluate, device.timing, device.doctor;"
+    code = ("import sys, mnist_edge.device.cli, mnist_edge.device.classify, mnist_edge.device.live, "
+            "mnist_edge.device.camera, mnist_edge.device.evaluate, mnist_edge.device.timing, "
+            "mnist_edge.device.doctor;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras')];"
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from device.cli import app
+from mnist_edge.device.cli import app
 
 from .conftest import ROOT
 
@@ -195,7 +195,7 @@ def test_results_to_a_full_disk_is_one_line_exit_2():
 
 
 def test_convert_refuses_an_unwritable_out_before_any_work(capsys):
-    from convert.convert import main
+    from mnist_edge.convert.convert import main
 
     assert main(["--model", str(SEVEN), "--out", "/proc/mnist-edge-out"]) == 2
     err = capsys.readouterr().err

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from device import model as device_model
+from mnist_edge.device import model as device_model
 
 from .conftest import ROOT, mnist_dir
 
@@ -65,9 +65,9 @@ def timed(args: list[str]) -> float:
 
 def test_kill_train_and_convert(tmp_path):
     out = tmp_path / "models"
-    train = ["train", "--epochs", "2", "--limit", "3000", "--data", str(mnist_dir()),
+    train = ["mnist_edge.train", "--epochs", "2", "--limit", "3000", "--data", str(mnist_dir()),
              "--out", str(out)]
-    convert = ["convert", "--model", str(out / "mnist_cnn.keras"), "--data", str(mnist_dir()),
+    convert = ["mnist_edge.convert", "--model", str(out / "mnist_cnn.keras"), "--data", str(mnist_dir()),
                "--representative", "100", "--max-drop", "5", "--min-agreement", "90"]
     t_train = timed(train)
     t_convert = timed(convert)

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device import evaluate, model, quant, runtime, safety
-from device.errors import BadModelError
+from mnist_edge.device import evaluate, model, quant, runtime, safety
+from mnist_edge.device.errors import BadModelError
 
 from .conftest import BUNDLED, INTEROP
 
@@ -148,7 +148,7 @@ def test_manifest_mismatch_is_refused_unless_trusted(tmp_path):
 
 def test_unknown_runtime_name_is_usage_exit_2(monkeypatch):
     """--runtime bogus and MNIST_EDGE_RUNTIME=bogus: the same error, exit 2."""
-    from device.errors import UsageError
+    from mnist_edge.device.errors import UsageError
 
     with pytest.raises(UsageError, match="--runtime: unknown runtime") as err:
         runtime.choose("onnx")

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from device import bundled, synth
-from device import model as device_model
-from device.cli import app
+from mnist_edge.device import bundled, synth
+from mnist_edge.device import model as device_model
+from mnist_edge.device.cli import app
 
 from .conftest import ROOT, mnist_dir
 
@@ -31,7 +31,7 @@ def _save(frame: np.ndarray, path):
 # --- the recipe's building blocks (numpy only) ---
 
 def test_each_augmentation_keeps_shape_and_range_and_changes_images(test_split):
-    from train import augment
+    from mnist_edge.train import augment
 
     x = test_split[0][:64].astype(np.float32) / 255
     for fn, share in augment.PIPELINE:
@@ -45,7 +45,7 @@ def test_each_augmentation_keeps_shape_and_range_and_changes_images(test_split):
 
 
 def test_frame_examples_are_labelled_crops(test_split):
-    from train import frames
+    from mnist_edge.train import frames
 
     rng = np.random.default_rng(0)
     x, y = frames.photo_digits(test_split[0][:40], test_split[1][:40], 40, rng)
@@ -146,13 +146,14 @@ def test_robustness_table(tmp_path):
 def test_robust_recipe_smoke(tmp_path):
     """A small, short run of the robust recipe converts into an 11-output int8 model."""
     out = tmp_path / "robust"
-    cmd = [sys.executable, "-m", "train", "--recipe", "robust", "--limit", "3000", "--epochs", "2",
+    cmd = [sys.executable, "-m", "mnist_edge.train", "--recipe", "robust", "--limit", "3000", "--epochs", "2",
            "--data", str(mnist_dir()), "--out", str(out), "--no-plot"]
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True)
     metrics = json.loads((out / "train_metrics.json").read_text())
     assert metrics["recipe"] == "robust" and metrics["params"] == 205_099
-    conv = subprocess.run([sys.executable, "-m", "convert", "--model", str(out / "mnist_robust.keras"),
-                           "--data", str(mnist_dir()), "--max-drop", "100", "--min-agreement", "0"],
+    conv = subprocess.run([sys.executable, "-m", "mnist_edge.convert",
+                           "--model", str(out / "mnist_robust.keras"), "--data", str(mnist_dir()),
+                           "--max-drop", "100", "--min-agreement", "0"],
                           cwd=ROOT, capture_output=True, text=True)
     assert conv.returncode == 0, conv.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -163,7 +164,7 @@ def test_robust_recipe_smoke(tmp_path):
 
 @slow
 def test_kfold_and_dense_variant(tmp_path):
-    cmd = [sys.executable, "-m", "train", "--kfold", "2", "--variant", "dense", "--limit", "2000",
+    cmd = [sys.executable, "-m", "mnist_edge.train", "--kfold", "2", "--variant", "dense", "--limit", "2000",
            "--epochs", "1", "--data", str(mnist_dir()), "--out", str(tmp_path)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]

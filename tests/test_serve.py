@@ -24,10 +24,10 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from device import bundled, camera  # noqa: E402
-from device import model as device_model  # noqa: E402
-from device import serve as srv  # noqa: E402
-from device.live import Reader  # noqa: E402
+from mnist_edge.device import bundled, camera  # noqa: E402
+from mnist_edge.device import model as device_model  # noqa: E402
+from mnist_edge.device import serve as srv  # noqa: E402
+from mnist_edge.device.live import Reader  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 
@@ -292,7 +292,7 @@ def test_cli_serve_sigterm_and_token(tmp_path):
 def test_serve_busy_port_is_one_line_exit_2():
     from typer.testing import CliRunner
 
-    from device.cli import app
+    from mnist_edge.device.cli import app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from convert.c_array import c_source, parse_c_array
-from device import model as device_model
+from mnist_edge.convert.c_array import c_source, parse_c_array
+from mnist_edge.device import model as device_model
 
 from .conftest import BUNDLED, ROOT, mnist_dir
 
@@ -28,7 +28,7 @@ def test_c_array_decodes_to_the_same_bytes():
 @slow
 @pytest.mark.parametrize("variant, params", [("valid", 93_322), ("same", 257_162)])
 def test_model_builders(variant, params):
-    from train.model import build_model
+    from mnist_edge.train.model import build_model
 
     m = build_model(variant)
     assert m.count_params() == params
@@ -38,7 +38,7 @@ def test_model_builders(variant, params):
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A quickly trained model: 1 epoch on 4,000 real training images."""
-    from train.train import main
+    from mnist_edge.train.train import main
 
     out = tmp_path_factory.mktemp("small")
     assert main(["--epochs", "1", "--limit", "4000", "--data", str(mnist_dir()),
@@ -59,7 +59,7 @@ def test_training_smoke(small_model):
 
 @slow
 def test_loss_falls(tmp_path):
-    from train.train import main
+    from mnist_edge.train.train import main
 
     assert main(["--epochs", "3", "--limit", "2000", "--data", str(mnist_dir()),
                  "--out", str(tmp_path), "--no-plot"]) == 0
@@ -69,7 +69,7 @@ def test_loss_falls(tmp_path):
 
 @slow
 def test_convert_small_model(small_model, tmp_path):
-    from convert.convert import main
+    from mnist_edge.convert.convert import main
 
     out = tmp_path / "out"
     code = main(["--model", str(small_model / "mnist_cnn.keras"), "--out", str(out),
@@ -103,7 +103,7 @@ def test_convert_small_model(small_model, tmp_path):
 @slow
 def test_gate_fails_on_blank_calibration(small_model, tmp_path):
     """Calibrating int8 on blank images breaks it; convert exits 1 and bundles nothing."""
-    from convert.convert import main
+    from mnist_edge.convert.convert import main
 
     out = tmp_path / "out"
     code = main(["--model", str(small_model / "mnist_cnn.keras"), "--out", str(out),
@@ -113,7 +113,7 @@ def test_gate_fails_on_blank_calibration(small_model, tmp_path):
     gate = json.loads((out / "manifest.json").read_text())["gate"]
     assert gate["passed"] is False and "mnist_cnn_int8.tflite" in gate["failures"][0]
     assert not (tmp_path / "bundle").exists()
-    res = subprocess.run([sys.executable, "-m", "device.cli", "check",
+    res = subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "check",
                           "--model", str(out / "mnist_cnn_float32.tflite"),
                           "--model", str(out / "mnist_cnn_int8.tflite")],
                          capture_output=True, text=True, cwd=ROOT)
@@ -122,7 +122,7 @@ def test_gate_fails_on_blank_calibration(small_model, tmp_path):
 
 @slow
 def test_failed_conversion_leaves_previous_models(small_model, tmp_path):
-    from convert.convert import main
+    from mnist_edge.convert.convert import main
 
     out = tmp_path / "out"
     assert main(["--model", str(small_model / "mnist_cnn.keras"), "--out", str(out),
@@ -155,8 +155,8 @@ def test_wrong_shape_models_are_refused(tmp_path):
 @slow
 def test_full_recipe_reaches_tutorial_accuracy(tmp_path):
     """The tutorial's recipe on all 60k images (about a minute here), then the gate."""
-    from convert.convert import main as convert_main
-    from train.train import main as train_main
+    from mnist_edge.convert.convert import main as convert_main
+    from mnist_edge.train.train import main as train_main
 
     assert train_main(["--data", str(mnist_dir()), "--out", str(tmp_path), "--no-plot"]) == 0
     metrics = json.loads((tmp_path / "train_metrics.json").read_text())

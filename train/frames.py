@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from device import preprocess, synth
+from mnist_edge.device import preprocess, synth
 
 from . import augment
 

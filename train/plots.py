@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from device import atomic  # noqa: E402
+from mnist_edge.device import atomic  # noqa: E402
 
 
 def training_curves(history: dict[str, list[float]], path: Path) -> None:

@@ -1,7 +1,7 @@
 """Train an MNIST model and write it atomically.
 
-    python -m train [--recipe tutorial|robust] [--variant valid|same|dense] [--out DIR]
-    python -m train --kfold 5 [...]     # k-fold validation of a recipe, nothing saved
+    mnist-edge train [--recipe tutorial|robust] [--variant valid|same|dense] [--out DIR]
+    mnist-edge train --kfold 5 [...]     # k-fold validation of a recipe, nothing saved
 
 Recipes: `tutorial` (the default) reproduces the tutorial's CNN exactly (`--variant same` its
 padded variant, `--variant dense` the previous post's dense network) and writes models/;
@@ -27,8 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import numpy as np
 
-from device import atomic, data
-from device.errors import MnistEdgeError
+from mnist_edge.device import atomic, data
+from mnist_edge.device.errors import MnistEdgeError
 
 # The tutorial's recipe.
 EPOCHS = 5  # full passes over the 60k training images
@@ -43,7 +43,7 @@ DEFAULT_OUT = {"valid": "models", "same": "models", "dense": "models/dense",
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m train", description="Train an MNIST model (Keras): the tutorial's "
+        prog="mnist-edge train", description="Train an MNIST model (Keras): the tutorial's "
         "CNN (default) or the robust device model."
     )
     p.add_argument("--recipe", choices=["tutorial", "robust"], default="tutorial",
