@@ -4,8 +4,6 @@ benchmark, and inspect models, on a Raspberry Pi or anywhere, without TensorFlow
 Exit codes: 0 success; 1 a check failed or a runtime/device failure; 2 bad input or usage.
 """
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import json

@@ -8,12 +8,12 @@ Order: LiteRT (`ai_edge_litert`, the maintained successor of tflite-runtime), th
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any
 
 from .errors import RuntimeNotFoundError, UsageError
@@ -33,8 +33,12 @@ INSTALL_HINT = (
 @dataclass(frozen=True)
 class Runtime:
     name: str
-    version: str
     interpreter_class: Any
+    dist: str = ""
+
+    @property
+    def version(self) -> str:
+        return _dist_version(self.dist)
 
     def make(self, model_content: bytes, threads: int | None = None) -> Any:
         return self.interpreter_class(model_content=model_content, num_threads=threads)
@@ -44,6 +48,17 @@ class Runtime:
 
 
 _cache: dict[str, Runtime] = {}
+
+
+@functools.cache
+def _dist_version(dist: str) -> str:
+    """Read on demand: importlib.metadata costs ~10 ms of start-up that `classify` never uses."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except (metadata.PackageNotFoundError, ValueError):
+        return "unknown"
 
 
 @contextlib.contextmanager
@@ -87,11 +102,7 @@ def choose(name: str | None = None) -> Runtime:
         except ImportError as e:
             problems.append(f"{candidate}: {e}")
             continue
-        try:
-            version = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-        runtime = Runtime(candidate, version, module.Interpreter)
+        runtime = Runtime(candidate, module.Interpreter, dist)
         _cache[candidate] = runtime
         return runtime
     which = f"runtime {name!r} is" if name else "no TFLite runtime is"

@@ -199,6 +199,23 @@ def test_unknown_runtime_is_usage_error():
     assert run("info", "--runtime", "onnx").exit_code == 2
 
 
+def test_classify_imports_only_what_it_uses():
+    """A cold `classify` is mostly imports: what it does not use stays out (pydantic came
+    with typer 0.29: +0.05 s; importlib.metadata only for `info`; evaluate's callers, the
+    camera, the server and the renderer only for their commands)."""
+    code = ("import sys; sys.argv = ['mnist-edge', 'classify', sys.argv[1]];"
+            "from mnist_edge.device import cli\n"
+            "try: cli.main()\nexcept SystemExit: pass\n"
+            "bad = [m for m in ('pydantic', 'importlib.metadata', 'tensorflow', 'cv2', 'starlette',"
+            " 'mnist_edge.device.serve', 'mnist_edge.device.live', 'mnist_edge.device.synth',"
+            " 'mnist_edge.device.check') if m in sys.modules]\n"
+            "print('loaded:', bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code, str(ROOT / "examples" / "digit7_test0.png")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert ": 7 (" in res.stdout
+
+
 def test_importing_cli_does_not_import_tensorflow():
     code = ("import sys, mnist_edge.device.cli, mnist_edge.device.classify, mnist_edge.device.live, "
             "mnist_edge.device.camera, mnist_edge.device.evaluate, mnist_edge.device.timing, "

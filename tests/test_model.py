@@ -183,7 +183,7 @@ class _CrashingInterpreter:
 def test_crashing_runtime_becomes_an_error(tmp_path, monkeypatch, mode, reason):
     monkeypatch.setattr(_CrashingInterpreter, "mode", mode)
     monkeypatch.setattr(safety, "TRIAL_TIMEOUT", 1.0)
-    fake = runtime.Runtime("litert", "fake", _CrashingInterpreter)
+    fake = runtime.Runtime("litert", _CrashingInterpreter)
     path = tmp_path / "evil.tflite"
     path.write_bytes(INT8.read_bytes())
     with pytest.raises(BadModelError, match=reason):

@@ -142,7 +142,7 @@ if [ "$ARCH" = arm64 ]; then
   arm pip install -q "$WHEEL[camera,serve]"
 else
   arm python3 -m venv --system-site-packages /venv
-  arm pip install -q 'tflite-runtime==2.14.0' typer
+  arm pip install -q 'tflite-runtime==2.14.0' 'typer<0.29'
   arm pip install -q --no-deps "$WHEEL"
   arm pip check
 fi
