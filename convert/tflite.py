@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import tensorflow as tf
 
-from mnist_edge.device.runtime import quiet_native_stderr
+from mnist_edge.device.native_stderr import quiet_native_stderr
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
 

@@ -719,13 +719,15 @@ def convert(ctx: typer.Context) -> None:
 
 
 def _run_stage(name: str, args: list[str]) -> int:
+    """`python -m mnist_edge.NAME ARGS` with TensorFlow's start-up notices filtered out."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow") is None:
         say(f"error: `mnist-edge {name}` needs TensorFlow: pip install 'mnist-edge[train]'")
         return 2
-    module = importlib.import_module(f"mnist_edge.{name}.{name}")
-    return int(module.main(args))
+    from .native_stderr import TENSORFLOW_NOISE, run_filtered
+
+    return run_filtered([sys.executable, "-m", f"mnist_edge.{name}", *args], TENSORFLOW_NOISE)
 
 
 def main() -> None:

@@ -23,7 +23,8 @@ import numpy as np
 
 from . import quant, safety
 from .errors import BadModelError, UnsupportedModelError
-from .runtime import Runtime, choose, quiet_native_stderr
+from .native_stderr import quiet_native_stderr
+from .runtime import Runtime, choose
 
 ACCEPTED_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
 NONE = 10  # index of the "no digit" output of an 11-output model

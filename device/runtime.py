@@ -7,12 +7,9 @@ Order: LiteRT (`ai_edge_litert`, the maintained successor of tflite-runtime), th
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib
 import os
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,30 +56,6 @@ def _dist_version(dist: str) -> str:
         return metadata.version(dist)
     except (metadata.PackageNotFoundError, ValueError):
         return "unknown"
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence what the native runtime writes to fd 2 (LiteRT prints "INFO: Created
-    TensorFlow Lite XNNPACK delegate" on allocation, and has no switch for it), so the
-    CLI's stderr carries only its own one-line messages. MNIST_EDGE_VERBOSE=1 keeps it."""
-    if os.environ.get("MNIST_EDGE_VERBOSE"):
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def choose(name: str | None = None) -> Runtime:

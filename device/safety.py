@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .errors import BadModelError
-from .runtime import Runtime, quiet_native_stderr
+from .native_stderr import quiet_native_stderr
+from .runtime import Runtime
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # MNIST classifiers are KB to a few MB
 MANIFEST = "manifest.json"

@@ -63,7 +63,7 @@ def batch_throughput(clf: Classifier, batch: int = 64, runs: int = 50) -> float 
     model's batch size is fixed at 1."""
     if not clf.dynamic_batch:
         return None
-    from .runtime import quiet_native_stderr
+    from .native_stderr import quiet_native_stderr
 
     with quiet_native_stderr():
         interp = clf.runtime.make(clf.path.read_bytes())
