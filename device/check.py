@@ -45,7 +45,7 @@ def run(paths: list[Path], evalset: EvalSet, load: Callable[[Path], Classifier],
         key = path.resolve()
         if key not in measured:
             measured[key] = evaluate.measure(load(path), evalset.images, evalset.labels,
-                                             progress, evalset.found)
+                                             progress, evalset.found, evalset.second)
         return measured[key]
 
     results = [result_for(p) for p in paths]

@@ -14,6 +14,7 @@ from PIL import Image
 
 from . import atomic, images, preprocess
 from .errors import BadImageError
+from .evaluate import SECOND_READING_CONFIDENCE
 from .model import NONE, Classifier
 
 # Why a reading is "no digit" (the `none_reason` JSON key).
@@ -77,6 +78,11 @@ def classify_gray(clf: Classifier, gray: np.ndarray, multi: bool = False,
     """All digits found (left to right with multi); one `digit=None` entry when none is."""
     found = preprocess.find_digits(gray, multi=multi)
     preds = [predict_pixels(clf, d, min_confidence) for d in found]
+    if all(p.digit is None for p in preds):  # paper in shadow, read as a dark board?
+        floor = max(min_confidence, SECOND_READING_CONFIDENCE)
+        second = [predict_pixels(clf, d, floor) for d in preprocess.second_reading(gray, multi)]
+        if any(p.digit is not None for p in second):
+            preds = second
     if multi:
         preds = [p for p in preds if p.digit is not None] or preds[:1]
     return preds or [Prediction(None, None, None, none_reason=NO_INK)]

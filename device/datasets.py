@@ -27,13 +27,15 @@ class EvalSet:
     labels: np.ndarray  # (N,) 0-9 or NONE
     found: np.ndarray | None = None  # False where preprocessing found no ink (reads "no digit")
     mnist_test: bool = False  # the whole MNIST test split: manifests' figures apply
+    second: dict[int, np.ndarray] | None = None  # second readings (preprocess.second_reading)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def first(self, n: int) -> EvalSet:
         return EvalSet(f"{self.name}, first {n:,}", self.images[:n], self.labels[:n],
-                       None if self.found is None else self.found[:n], False)
+                       None if self.found is None else self.found[:n], False,
+                       None if self.second is None else {i: c for i, c in self.second.items() if i < n})
 
 
 def mnist_test(data_dir: str | Path | None = None) -> EvalSet:
@@ -81,11 +83,22 @@ def image_folder(folder: Path, progress: Callable[[int], None] | None = None) ->
     files = class_files(folder)
     x = np.zeros((len(files), 28, 28), np.uint8)
     found = np.zeros(len(files), bool)
+    second = {}
     for i, (path, _) in enumerate(files):
-        digits = preprocess.find_digits(images.load_gray(path))
-        if digits:
-            x[i], found[i] = digits[0].pixels, True
+        gray = images.load_gray(path)
+        x[i], found[i], alt = first_and_second(gray)
+        if alt is not None:
+            second[i] = alt
         if progress:
             progress(1)
     labels = np.array([label for _, label in files], np.int64)
-    return EvalSet(f"{folder} ({len(files):,} images)", x, labels, found)
+    return EvalSet(f"{folder} ({len(files):,} images)", x, labels, found, second=second)
+
+
+def first_and_second(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """The first digit's crop (zeros when none), whether one was found, and the second
+    reading's crop when the frame gets one: what `classify` reads, for every model at once."""
+    digits = preprocess.find_digits(gray)
+    crop = digits[0].pixels if digits else np.zeros((28, 28), np.uint8)
+    again = preprocess.second_reading(gray)
+    return crop, bool(digits), again[0].pixels if again else None

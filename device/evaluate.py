@@ -87,17 +87,39 @@ def predict_all(
     return out
 
 
+SECOND_READING_CONFIDENCE = 0.9  # bench/second_reading.py: shadowed photos fixed vs false digits
+
+
+def confident_digit(probs: np.ndarray | None) -> bool:
+    return (probs is not None and int(probs.argmax()) != NONE
+            and float(probs[:NONE].max()) >= SECOND_READING_CONFIDENCE)
+
+
+def second_reading_wins(first: np.ndarray | None, second: np.ndarray) -> bool:
+    """A frame that may be paper in shadow is read twice (preprocess.second_reading): the
+    second reading counts when the first is no sure digit and the second is one."""
+    return not confident_digit(first) and confident_digit(second)
+
+
 def measure(clf: Classifier, images: np.ndarray, labels: np.ndarray,
             progress: Callable[[int], None] | None = None,
-            found: np.ndarray | None = None) -> ModelResult:
+            found: np.ndarray | None = None,
+            second: dict[int, np.ndarray] | None = None) -> ModelResult:
     """Run `clf` on every image. Labels are 0-9, or NONE for images that must read "no
     digit"; `found` (bool per image) is False where the preprocessing found no ink, which
     reads "no digit" whatever the model would say. A model's "no digit" output counts as
-    its answer when it is the most likely."""
+    its answer when it is the most likely. `second` holds second readings (index -> 28x28
+    crop), applied as `classify` applies them."""
     probs = predict_all(clf, images, progress)
     preds = probs.argmax(axis=1)
     if found is not None:
         preds = np.where(found, preds, NONE)
+    if second:
+        where = sorted(second)
+        alt = predict_all(clf, np.stack([second[i] for i in where]))
+        for i, p in zip(where, alt, strict=True):
+            if second_reading_wins(probs[i] if found is None or found[i] else None, p):
+                preds[i] = int(p.argmax())
     return ModelResult(
         model=str(clf.path),
         accuracy=float((preds == labels).mean()) if len(labels) else 0.0,

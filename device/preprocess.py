@@ -54,25 +54,24 @@ class _Blob:
         return self.x1 - self.x0
 
 
-def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0) -> list[Digit]:
+def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
+                invert: bool | None = None) -> list[Digit]:
     """gray float (H,W) in [0,1] -> the digit (or, with multi, every digit: lines of writing
     from the top, each left to right).
 
-    Returns [] when there is no digit-like blob (blank page, flat frame)."""
+    Returns [] when there is no digit-like blob (blank page, flat frame). `invert` forces
+    the polarity (True: dark ink on light paper); by default the median pixel decides."""
     if gray.shape == (SIZE, SIZE) and not multi and _looks_like_mnist(gray):
         return [Digit(np.round(gray * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
-    ink = _ink(gray, invert=_background(gray) > 0.5)  # dark digit on light paper
+    if invert is None:
+        invert = _background(gray) > 0.5  # dark digit on light paper
+    ink = _ink(gray, invert=invert)
     if ink is None:
         return []
     if gray.shape == (SIZE, SIZE) and not multi:
         # A 28x28 digit drawn dark on light: only the polarity changes.
         return [Digit(np.round(ink * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
-    grid, factor = _downscale(ink)
-    flat = _flatten(ink, grid)
-    if flat is not ink:
-        ink = flat
-        grid, factor = _downscale(ink)
-    blobs = _blobs(grid)
+    ink, grid, factor, blobs = _marks(ink)
     sheet = max(blobs, key=lambda b: b.area) if blobs else None
     if sheet is not None and _depth == 0 and _is_sheet(sheet, grid.shape):
         # What stands out is a sheet of paper, not strokes (a small sheet on a dark desk
@@ -100,6 +99,35 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0) -> list[
                 digits.append(Digit(pixels, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), number))
     rows_found = sorted({d.row for d in digits})
     return [Digit(d.pixels, d.bbox, rows_found.index(d.row)) for d in digits]
+
+
+def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, list[_Blob]]:
+    """Ink (flattened when uneven), its analysis grid, the grid's factor, and its blobs."""
+    grid, factor = _downscale(ink)
+    flat = _flatten(ink, grid)
+    if flat is not ink:
+        ink = flat
+        grid, factor = _downscale(ink)
+    return ink, grid, factor, _blobs(grid)
+
+
+def shadowed_paper(gray: np.ndarray) -> bool:
+    """True for a frame read as light marks on a dark ground (darker than mid-grey) that may
+    be paper mostly in shadow: it has contrast, and no sheet of paper stands out in it (a
+    sheet on a desk is searched for the digit anyway). Such a frame deserves a second
+    reading as dark ink on paper."""
+    if gray.shape == (SIZE, SIZE) or _background(gray) > 0.5:
+        return False
+    ink = _ink(gray, invert=False)
+    if ink is None:
+        return False
+    _, grid, _, blobs = _marks(ink)
+    return not blobs or not _is_sheet(max(blobs, key=lambda b: b.area), grid.shape)
+
+
+def second_reading(gray: np.ndarray, multi: bool = False) -> list[Digit]:
+    """The digits read as dark ink on paper, for a frame `shadowed_paper` doubts; else []."""
+    return find_digits(gray, multi, invert=True) if shadowed_paper(gray) else []
 
 
 def _lines(blobs: list[_Blob]) -> list[list[_Blob]]:

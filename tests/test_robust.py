@@ -171,3 +171,61 @@ def test_kfold_and_dense_variant(tmp_path):
     report = json.loads((tmp_path / "kfold.json").read_text())
     assert report["folds"] == 2 and len(report["fold_accuracy"]) == 2 and report["variant"] == "dense"
     assert 0.5 < report["mean"] <= 1 and "2-fold validation accuracy" in res.stdout
+
+
+def _shadowed_photo() -> tuple[np.ndarray, int]:
+    """A render whose page is mostly in shadow: darker than mid-grey, so the first reading
+    takes it for a board and finds no digit (found with this seed, bench/second_reading.py)."""
+    from mnist_edge.device import data
+
+    x, y = data.load_split("test")
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        i = int(rng.integers(len(x)))
+        frame = synth.photo(x[i], rng, "shadow")
+    return frame, int(y[i])
+
+
+def test_paper_in_shadow_gets_a_second_reading(tmp_path):
+    from mnist_edge.device import classify, evaluate, preprocess
+
+    clf = device_model.load(bundled.NAMES["robust"])
+    frame, digit = _shadowed_photo()
+    assert digit == 2
+    first = [classify.predict_pixels(clf, d, 0.5) for d in preprocess.find_digits(frame)]
+    assert all(p.digit is None for p in first)  # what classify said before the second reading
+    assert preprocess.shadowed_paper(frame)
+    (pred,) = classify.classify_gray(clf, frame, min_confidence=0.5)
+    assert pred.digit == digit and pred.confidence >= evaluate.SECOND_READING_CONFIDENCE
+    # `check --images` applies it the same way
+    folder = tmp_path / "set" / str(digit)
+    folder.mkdir(parents=True)
+    Image.fromarray(np.round(frame * 255).astype(np.uint8)).save(folder / "shadow.png")
+    res = CliRunner().invoke(app, ["check", "--model", "robust", "--images", str(tmp_path / "set"),
+                                   "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout.splitlines()[0])["accuracy"] == 1.0
+
+
+def test_no_second_reading_for_paper_a_sheet_or_an_mnist_array():
+    from mnist_edge.device import preprocess
+
+    rng = np.random.default_rng(3)
+    assert not preprocess.shadowed_paper(synth.empty(rng, "plain"))  # light paper: read as paper
+    desks = [synth.empty(rng, "desk") for _ in range(20)]
+    dark = [f for f in desks if preprocess._background(f) <= 0.5]  # more desk than sheet
+    assert len(dark) >= 3 and not any(preprocess.shadowed_paper(f) for f in dark)
+    assert not preprocess.shadowed_paper(np.zeros((28, 28), np.float32))
+    assert not preprocess.shadowed_paper(np.full((240, 320), 0.1, np.float32))  # flat and dark
+
+
+def test_second_reading_rule():
+    from mnist_edge.device import evaluate
+
+    digit = np.array([0.0, 0.95, *[0.005] * 8, 0.0], np.float32)
+    unsure = np.array([0.0, 0.6, *[0.04] * 8, 0.08], np.float32)
+    nothing = np.array([*[0.0] * 10, 1.0], np.float32)
+    assert evaluate.second_reading_wins(None, digit)
+    assert evaluate.second_reading_wins(nothing, digit)
+    assert not evaluate.second_reading_wins(nothing, unsure)  # below the floor: keep "no digit"
+    assert not evaluate.second_reading_wins(digit, digit)  # a sure first reading stands
