@@ -65,6 +65,10 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
         return [Digit(np.round(gray * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
     if invert is None:
         invert = _background(gray) > 0.5  # dark digit on light paper
+    if invert and _depth == 0 and gray.shape != (SIZE, SIZE):
+        sheet, factor = _sheet_on_desk(gray)
+        if sheet is not None:
+            return _on_sheet(gray, sheet, factor, multi)
     ink = _ink(gray, invert=invert)
     if ink is None:
         return []
@@ -76,12 +80,7 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
     if sheet is not None and _depth == 0 and _is_sheet(sheet, grid.shape):
         # What stands out is a sheet of paper, not strokes (a small sheet on a dark desk
         # makes the desk the majority): look for the digit on the sheet itself.
-        mx, my = max(1, sheet.width // 25), max(1, sheet.height // 25)
-        x0, y0 = (sheet.x0 + mx) * factor, (sheet.y0 + my) * factor
-        x1, y1 = (sheet.x1 - mx) * factor, (sheet.y1 - my) * factor
-        found = find_digits(gray[y0:y1, x0:x1], multi, _depth + 1)
-        return [Digit(d.pixels, (d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]), d.row)
-                for d in found]
+        return _on_sheet(gray, sheet, factor, multi)
     if not blobs:
         return []
     rows = [_group_digits(line) for line in _lines(blobs)] if multi else [[_main_digit(blobs)]]
@@ -99,6 +98,36 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
                 digits.append(Digit(pixels, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), number))
     rows_found = sorted({d.row for d in digits})
     return [Digit(d.pixels, d.bbox, rows_found.index(d.row)) for d in digits]
+
+
+def _on_sheet(gray: np.ndarray, sheet: _Blob, factor: int, multi: bool) -> list[Digit]:
+    """The digits on a sheet of paper (its box on the analysis grid), a margin inside its
+    edges, in the frame's coordinates."""
+    mx, my = max(1, sheet.width // 25), max(1, sheet.height // 25)
+    x0, y0 = (sheet.x0 + mx) * factor, (sheet.y0 + my) * factor
+    x1, y1 = (sheet.x1 - mx) * factor, (sheet.y1 - my) * factor
+    found = find_digits(gray[y0:y1, x0:x1], multi, 1)
+    return [Digit(d.pixels, (d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]), d.row)
+            for d in found]
+
+
+DESK = 0.6  # a frame's edge this much darker than its median pixel: a desk around a sheet
+
+
+def _sheet_on_desk(gray: np.ndarray) -> tuple[_Blob | None, int]:
+    """A sheet of paper that fills most of the frame, with a darker desk showing along the
+    frame's edge: its box on the analysis grid (the desk beside it would read as ink)."""
+    edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    paper = _background(gray)
+    desk = float(np.median(edge))
+    if desk > DESK * paper:
+        return None, 1
+    grid, factor = _downscale(gray)
+    blobs = _components(grid > (desk + paper) / 2)
+    sheet = max(blobs, key=lambda b: b.area) if blobs else None
+    if sheet is None or _spans(sheet, grid.shape) or not _is_sheet(sheet, grid.shape):
+        return None, factor
+    return sheet, factor
 
 
 def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, list[_Blob]]:

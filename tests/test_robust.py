@@ -229,3 +229,22 @@ def test_second_reading_rule():
     assert evaluate.second_reading_wins(nothing, digit)
     assert not evaluate.second_reading_wins(nothing, unsure)  # below the floor: keep "no digit"
     assert not evaluate.second_reading_wins(digit, digit)  # a sure first reading stands
+
+
+def test_a_sheet_on_a_desk_is_searched_when_the_sheet_is_the_majority():
+    """Paper filling most of the frame with the desk showing around it: the desk beside the
+    sheet used to read as ink, and its edge as a "1" (22 of these 100 empty frames)."""
+    from mnist_edge.device import classify, data, preprocess
+
+    clf = device_model.load(bundled.NAMES["robust"])
+    rng = np.random.default_rng(99)
+    frames = [synth.empty(rng, "desk") for _ in range(100)]
+    majority = [f for f in frames if preprocess._background(f) > 0.5]
+    assert len(majority) >= 30
+    assert sum(bool(preprocess.find_digits(f)) for f in majority) <= 5
+    read = sum(classify.classify_gray(clf, f, min_confidence=0.5)[0].digit is not None for f in frames)
+    assert read <= 3
+    x, y = data.load_split("test")
+    photos = [(synth.photo(x[i], rng, "desk"), int(y[i])) for i in range(40)]
+    right = sum(classify.classify_gray(clf, f)[0].digit == d for f, d in photos)
+    assert right >= 38  # the digit on the sheet is still found
