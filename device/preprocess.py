@@ -63,10 +63,11 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
     the polarity (True: dark ink on light paper); by default the median pixel decides."""
     if gray.shape == (SIZE, SIZE) and not multi and _looks_like_mnist(gray):
         return [Digit(np.round(gray * 255).astype(np.uint8), (0, 0, SIZE, SIZE))]
+    median = _background(gray)
     if invert is None:
-        invert = _background(gray) > 0.5  # dark digit on light paper
+        invert = median > 0.5  # dark digit on light paper
     if invert and _depth == 0 and gray.shape != (SIZE, SIZE):
-        sheet, factor = _sheet_on_desk(gray)
+        sheet, factor = _sheet_on_desk(gray, median)
         if sheet is not None:
             return _on_sheet(gray, sheet, factor, multi)
     ink = _ink(gray, invert=invert)
@@ -114,11 +115,11 @@ def _on_sheet(gray: np.ndarray, sheet: _Blob, factor: int, multi: bool) -> list[
 DESK = 0.6  # a frame's edge this much darker than its median pixel: a desk around a sheet
 
 
-def _sheet_on_desk(gray: np.ndarray) -> tuple[_Blob | None, int]:
-    """A sheet of paper that fills most of the frame, with a darker desk showing along the
-    frame's edge: its box on the analysis grid (the desk beside it would read as ink)."""
+def _sheet_on_desk(gray: np.ndarray, paper: float) -> tuple[_Blob | None, int]:
+    """A sheet of paper (`paper`: the frame's median pixel) that fills most of the frame, with
+    a darker desk showing along the frame's edge: its box on the analysis grid (the desk
+    beside it would read as ink)."""
     edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    paper = _background(gray)
     desk = float(np.median(edge))
     if desk > DESK * paper:
         return None, 1
