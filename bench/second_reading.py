@@ -34,8 +34,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--per-style", type=int, default=200)
     p.add_argument("--scenes", type=int, default=200)
+    p.add_argument("--model", default="robust", help="a .tflite file or a bundled model's name")
     args = p.parse_args()
-    clf = model.load(bundled.NAMES["robust"])
+    clf = model.load(bundled.resolve(args.model))
     x, y = data.load_split("test")
 
     def read(digits: list[preprocess.Digit]) -> tuple[int, float]:

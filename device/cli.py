@@ -20,7 +20,7 @@ import typer
 from . import __version__, bundled, evaluate
 from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
 
-DEFAULT_MIN_CONFIDENCE = 0.5  # bench/no_digit_cost.py: +0.7 pp empty frames rejected, -0.12% MNIST
+DEFAULT_MIN_CONFIDENCE = 0.5  # bench/no_digit_cost.py: +0.7 pp empty frames rejected, -0.09% MNIST
 
 app = typer.Typer(
     help=__doc__,

@@ -141,10 +141,14 @@ def _marks(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, list[_Blob]]:
     return ink, grid, factor, _blobs(grid)
 
 
+LIT_SHARE = 0.05  # paper in shadow still shows some lit paper; a lamp in the dark does not
+
+
 def shadowed_paper(gray: np.ndarray) -> bool:
     """True for a frame read as light marks on a dark ground (darker than mid-grey) that may
-    be paper mostly in shadow: it has contrast, and no sheet of paper stands out in it (a
-    sheet on a desk is searched for the digit anyway). Such a frame deserves a second
+    be paper mostly in shadow: it has contrast, LIT_SHARE of it or more is lit (a small
+    bright spot in the dark is a lamp or a reflection), and no sheet of paper stands out in
+    it (a sheet on a desk is searched for the digit anyway). Such a frame deserves a second
     reading as dark ink on paper."""
     if gray.shape == (SIZE, SIZE) or _background(gray) > 0.5:
         return False
@@ -152,6 +156,8 @@ def shadowed_paper(gray: np.ndarray) -> bool:
     if ink is None:
         return False
     _, grid, _, blobs = _marks(ink)
+    if float((grid >= max(MIN_THRESHOLD, _otsu(grid))).mean()) < LIT_SHARE:
+        return False
     return not blobs or not _is_sheet(max(blobs, key=lambda b: b.area), grid.shape)
 
 

@@ -180,6 +180,22 @@ def edge_bands(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(band, np.maximum(x, level * (1 - 0.7 * x)), x).astype(np.float32)
 
 
+def lights(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A blob of light and nothing else: a lamp, a reflection, a window in a dark scene, as
+    the preprocessing cuts it out (a filled, soft-edged ellipse, mostly centred and large).
+    Only for "no digit" examples: a filled disc is not a 0."""
+    n = len(x)
+    cy, cx = rng.normal(_C, 2.5, (2, n, 1, 1))
+    rx = rng.uniform(5, 11, (n, 1, 1))
+    ry = rx * rng.uniform(0.6, 1.6, (n, 1, 1))  # round-ish: a tall thin blob is a 1
+    ys, xs = _GRID[0][None], _GRID[1][None]
+    r = np.sqrt(((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2)
+    soft = rng.uniform(0.05, 0.4, (n, 1, 1))
+    level = rng.uniform(0.6, 1.0, (n, 1, 1))
+    blob = level * np.clip((1 - r) / soft + 0.5, 0, 1)
+    return np.maximum(x, blob).astype(np.float32)
+
+
 def background(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A lifted, uneven background and lower contrast: haze, glare, grey paper, a camera's
     auto-exposure. The digit stays brighter than its surroundings."""

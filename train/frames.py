@@ -5,7 +5,8 @@ passed through the device's own preprocessing, so the model learns from what it 
   preprocessing makes of them (label: the digit);
 - nothing: empty frames of the same kinds, as the crops the preprocessing makes of a ruled
   line, a shadow edge or a speck of dust (label: NONE), plus 28x28 inputs with no digit at
-  all (blank, haze, noise, stray marks, bright borders) for models fed MNIST-like arrays.
+  all (blank, a blob of light, haze, noise, stray marks, bright borders) for models fed
+  MNIST-like arrays.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def empty_crops(count: int, rng: np.random.Generator) -> np.ndarray:
 # What an MNIST-like input with no digit looks like: the scene and camera steps of the
 # augmentation pipeline, applied to a black image, each far more often than for digits.
 _NOTHING = [
+    (augment.lights, 0.25),
     (augment.stray_marks, 0.5),
     (augment.edge_bands, 0.3),
     (augment.blur, 0.3),
