@@ -16,18 +16,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from dark_scenes import scene  # bench/dark_scenes.py: one definition of the scenes
 
 from mnist_edge.device import bundled, data, model, preprocess, synth
 from mnist_edge.device.model import NONE
 from mnist_edge.device.robustness import SEED
 
 FLOORS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
-
-
-def half_lit(rng: np.random.Generator) -> np.ndarray:
-    g = np.full((480, 640), rng.uniform(0.05, 0.3))
-    g[:, int(rng.integers(100, 540)):] = rng.uniform(0.6, 0.95)
-    return np.clip(g + rng.normal(0, 0.02, g.shape), 0, 1).astype(np.float32)
 
 
 def main() -> None:
@@ -64,7 +59,7 @@ def main() -> None:
     rng = np.random.default_rng(11)
     first_false = 0
     for _ in range(args.scenes):
-        g = half_lit(rng)
+        g = scene("half lit", rng)
         k, c = read(preprocess.find_digits(g))
         first_false += k != NONE and c >= 0.5
         if (k == NONE or c < 0.5) and (again := preprocess.second_reading(g)):
@@ -76,10 +71,10 @@ def main() -> None:
         fixed = sum(1 for kind, truth, k, _ in taken if kind == "photo" and k == truth)
         misread = sum(1 for kind, truth, k, _ in taken if kind == "photo" and k != truth)
         empty = sum(1 for kind, *_ in taken if kind == "empty")
-        scene = sum(1 for kind, *_ in taken if kind == "scene")
+        in_scenes = sum(1 for kind, *_ in taken if kind == "scene")
         print(f"floor {floor:.2f}: photos fixed {fixed}, misread {misread}; false digits: "
               f"empty paper {empty}/{len(synth.STYLES) * args.per_style}, "
-              f"half-lit scenes {scene}/{args.scenes}")
+              f"half-lit scenes {in_scenes}/{args.scenes}")
 
 
 if __name__ == "__main__":

@@ -67,9 +67,9 @@ def find_digits(gray: np.ndarray, multi: bool = False, _depth: int = 0,
     if invert is None:
         invert = median > 0.5  # dark digit on light paper
     if invert and _depth == 0 and gray.shape != (SIZE, SIZE):
-        sheet, factor = _sheet_on_desk(gray, median)
-        if sheet is not None:
-            return _on_sheet(gray, sheet, factor, multi)
+        found = _sheet_on_desk(gray, median)
+        if found is not None:
+            return _on_sheet(gray, *found, multi)
     ink = _ink(gray, invert=invert)
     if ink is None:
         return []
@@ -115,19 +115,19 @@ def _on_sheet(gray: np.ndarray, sheet: _Blob, factor: int, multi: bool) -> list[
 DESK = 0.6  # a frame's edge this much darker than its median pixel: a desk around a sheet
 
 
-def _sheet_on_desk(gray: np.ndarray, paper: float) -> tuple[_Blob | None, int]:
+def _sheet_on_desk(gray: np.ndarray, paper: float) -> tuple[_Blob, int] | None:
     """A sheet of paper (`paper`: the frame's median pixel) that fills most of the frame, with
     a darker desk showing along the frame's edge: its box on the analysis grid (the desk
-    beside it would read as ink)."""
+    beside it would read as ink), with the grid's factor."""
     edge = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     desk = float(np.median(edge))
     if desk > DESK * paper:
-        return None, 1
+        return None
     grid, factor = _downscale(gray)
     blobs = _components(grid > (desk + paper) / 2)
     sheet = max(blobs, key=lambda b: b.area) if blobs else None
     if sheet is None or _spans(sheet, grid.shape) or not _is_sheet(sheet, grid.shape):
-        return None, factor
+        return None
     return sheet, factor
 
 
