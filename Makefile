@@ -11,7 +11,7 @@ ROBUST ?= $(MODELS)/robust
 MNISTC ?= ../shared/mnistc
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
-	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check
+	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,15 @@ check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when 
 bundle: $(BIN)/mnist-edge  ## convert, and when the gate passes copy int8+float32 into device/models
 	$(BIN)/mnist-edge convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array --bundle $(CONVERT_ARGS)
 
-train-robust: $(BIN)/mnist-edge  ## the robust device model -> models/robust/mnist_robust.keras
+FONTS := fonts/node_modules/.package-lock.json
+
+$(FONTS): fonts/package.json fonts/package-lock.json
+	cd fonts && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+fonts: $(FONTS)  ## the open-licence handwriting fonts the robust recipe renders (npm; fonts/FONTS.md)
+
+train-robust: $(BIN)/mnist-edge $(FONTS)  ## the robust device model -> models/robust/mnist_robust.keras
 	$(BIN)/mnist-edge train --recipe robust --out $(ROBUST) $(TRAIN_ARGS)
 
 $(ROBUST)/mnist_robust.keras:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -42,8 +43,23 @@ PREPROCESSING = {
     "image": "28x28 grayscale, white digit on black background (MNIST polarity)",
     "float_input": "pixel / 255 as float32, shape (1,28,28,1)",
     "int8_input": "q = pixel - 128 (scale 1/255, zero point -128), shape (1,28,28,1)",
-    "output": "10 softmax probabilities (int8 model: p = (q + 128) / 256)",
 }
+
+
+def preprocessing(model_path: Path, outputs: int) -> dict[str, str]:
+    """The manifest's preprocessing contract. A model trained on crops the device's reading
+    pipeline cut (the robust recipe) also records that pipeline's version, from the
+    train_metrics.json beside it: the device warns when its own version differs."""
+    out = {**PREPROCESSING, "output": (
+        f"{outputs} softmax probabilities"
+        + (" (0-9, then 'no digit')" if outputs == 11 else "")
+        + " (int8 model: p = (q + 128) / 256)")}
+    metrics = model_path.parent / "train_metrics.json"
+    if metrics.is_file():
+        version = json.loads(metrics.read_text()).get("reading_pipeline")
+        if version:
+            out["reading_pipeline"] = version
+    return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -192,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
                 "sha256": sha256(model_path.read_bytes()),
                 "keras_test_accuracy": keras_acc,
             },
-            "preprocessing": PREPROCESSING,
+            "preprocessing": preprocessing(model_path, keras_probs.shape[1]),
             "representative_data": {
                 "split": "train", "count": int(len(rep_images)), "class_balanced": True,
                 "seed": args.seed, "calibration": args.calibration,

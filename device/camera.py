@@ -114,7 +114,9 @@ class OpenCVSource:
             if self.live:
                 raise CameraError(f"{self.name}: the camera returned no frame")
             return None
-        return frame[..., ::-1] if frame.ndim == 3 else frame  # BGR -> RGB
+        if frame.ndim == 3:  # BGR -> RGB, contiguous (a reversed view costs a copy later)
+            return self.cv2.cvtColor(frame, self.cv2.COLOR_BGR2RGB)
+        return frame
 
     def close(self) -> None:
         if self.cap is not None:

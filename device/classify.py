@@ -1,10 +1,10 @@
-"""Classify image files: load safely, preprocess like MNIST, run the model."""
+"""Classify image files: load safely, read them (device/reading), format the answers."""
 
 from __future__ import annotations
 
 import glob
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -12,85 +12,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import atomic, images, preprocess
+from . import atomic, images
 from .errors import BadImageError
-from .evaluate import SECOND_READING_CONFIDENCE
-from .model import NONE, Classifier
-
-# Why a reading is "no digit" (the `none_reason` JSON key).
-NO_INK = "no ink"  # the preprocessing found nothing digit-like
-MODEL_NONE = "model"  # the model's own "no digit" output won
-LOW_CONFIDENCE = "below min confidence"  # the best digit was less likely than --min-confidence
+from .model import Classifier
+from .reading.decision import Prediction, read
+from .reading.trace import Trace
 
 
-@dataclass
-class Prediction:
-    digit: int | None
-    confidence: float | None  # the best digit's probability (also when it was not trusted)
-    probabilities: list[float] | None  # the 10 digits' probabilities
-    bbox: tuple[int, int, int, int] | None = None
-    pixels: np.ndarray | None = field(default=None, repr=False)
-    row: int = 0  # with --multi: the line of writing, from the top
-    no_digit: float | None = None  # probability of "no digit", for models that have it
-    none_reason: str | None = None  # why digit is None: NO_INK, MODEL_NONE, LOW_CONFIDENCE
-
-    def describe(self) -> str:
-        """The reading for people: '7 (99.6%)' or 'no digit (why)'."""
-        if self.digit is not None:
-            return f"{self.digit} ({self.confidence:.1%})"
-        if self.none_reason == MODEL_NONE:
-            return f"no digit (model: {self.no_digit:.1%} no digit)"
-        if self.none_reason == LOW_CONFIDENCE:
-            best = int(np.argmax(self.probabilities or [0]))
-            return f"no digit (best guess {best} at {self.confidence:.1%}, below --min-confidence)"
-        return "no digit found"
-
-    def top_k(self, k: int) -> list[tuple[int, float]]:
-        if self.probabilities is None:
-            return []
-        order = np.argsort(self.probabilities)[::-1][:k]
-        return [(int(d), float(self.probabilities[d])) for d in order]
-
-
-def read_probabilities(probs: np.ndarray, min_confidence: float = 0.0) -> tuple[int | None, str | None]:
-    """The answer a model's output gives: (digit, None), or (None, why there is none).
-    With a "no digit" output, that output wins when it is the most likely of all."""
-    d = int(np.argmax(probs[:NONE]))
-    if len(probs) > NONE and probs[NONE] > probs[d]:
-        return None, MODEL_NONE
-    if probs[d] < min_confidence:
-        return None, LOW_CONFIDENCE
-    return d, None
-
-
-def predict_pixels(clf: Classifier, digit: preprocess.Digit,
-                   min_confidence: float = 0.0) -> Prediction:
-    probs = clf.predict_one(digit.pixels)
-    answer, why = read_probabilities(probs, min_confidence)
-    best = float(probs[:NONE].max())
-    return Prediction(answer, best, [round(float(p), 6) for p in probs[:NONE]], digit.bbox,
-                      digit.pixels, digit.row,
-                      None if len(probs) <= NONE else round(float(probs[NONE]), 6), why)
-
-
-def classify_gray(clf: Classifier, gray: np.ndarray, multi: bool = False,
-                  min_confidence: float = 0.0) -> list[Prediction]:
-    """All digits found (left to right with multi); one `digit=None` entry when none is."""
-    found = preprocess.find_digits(gray, multi=multi)
-    preds = [predict_pixels(clf, d, min_confidence) for d in found]
-    if all(p.digit is None for p in preds):  # paper in shadow, read as a dark board?
-        floor = max(min_confidence, SECOND_READING_CONFIDENCE)
-        second = [predict_pixels(clf, d, floor) for d in preprocess.second_reading(gray, multi)]
-        if any(p.digit is not None for p in second):
-            preds = second
-    if multi:
-        preds = [p for p in preds if p.digit is not None] or preds[:1]
-    return preds or [Prediction(None, None, None, none_reason=NO_INK)]
-
-
-def classify_file(clf: Classifier, path: Path, multi: bool = False,
-                  min_confidence: float = 0.0) -> list[Prediction]:
-    return classify_gray(clf, images.load_gray(path), multi=multi, min_confidence=min_confidence)
+def classify_file(clf: Classifier, path: Path, multi: bool = False, min_confidence: float = 0.0,
+                  trace: Trace | None = None) -> list[Prediction]:
+    return read(clf, images.load_gray(path), multi=multi, min_confidence=min_confidence,
+                trace=trace)
 
 
 def expand(patterns: list[str], on_skip: Callable[[str], None] | None = None) -> list[Path]:
@@ -154,22 +86,34 @@ def number(preds: list[Prediction]) -> str | None:
 
 
 def save_debug(folder: Path, source: Path, preds: list[Prediction],
-               taken: set[str] | None = None) -> list[Path]:
-    """Write the 28x28 image(s) the model saw, as PNG. Names already written in this run
+               taken: set[str] | None = None, trace: Trace | None = None) -> list[Path]:
+    """Write the 28x28 image(s) the model saw as PNG and, with a trace, each stage's image
+    and `<name>_trace.json` (what each stage decided). Names already written in this run
     (`taken`: two inputs called digit.png in different folders) get a number."""
     written = []
     taken = set() if taken is None else taken
     stem = "stdin" if str(source) == "-" else source.stem
-    for i, p in enumerate(preds):
-        if p.pixels is None:
-            continue
-        base = f"{stem}{f'_{i}' if len(preds) > 1 else ''}_28x28"
-        name, n = f"{base}.png", 1
+
+    def free(base: str, suffix: str) -> str:
+        name, n = f"{base}{suffix}", 1
         while name in taken:
             n += 1
-            name = f"{base}_{n}.png"
+            name = f"{base}_{n}{suffix}"
         taken.add(name)
-        img = Image.fromarray(p.pixels, mode="L")
+        return name
+
+    def png(name: str, pixels: np.ndarray) -> None:
+        img = Image.fromarray(pixels, mode="L")
         written.append(atomic.write_bytes(folder / name,
                                           atomic.png_bytes(partial(img.save, format="PNG"))))
+
+    for i, p in enumerate(preds):
+        if p.pixels is not None:
+            png(free(f"{stem}{f'_{i}' if len(preds) > 1 else ''}_28x28", ".png"), p.pixels)
+    if trace is not None:
+        for stage, pixels in trace.pictures.items():
+            png(free(f"{stem}_{stage}", ".png"), pixels)
+        text = json.dumps({"file": str(source), "stages": trace.to_json()}, indent=1)
+        written.append(atomic.write_bytes(folder / free(f"{stem}_trace", ".json"),
+                                          (text + "\n").encode()))
     return written

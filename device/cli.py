@@ -19,6 +19,7 @@ import typer
 
 from . import __version__, bundled, evaluate
 from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
+from .reading.trace import Trace
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # bench/no_digit_cost.py: +0.7 pp empty frames rejected, -0.09% MNIST
 
@@ -161,8 +162,9 @@ def classify(
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, max=10,
                                        help="Show the K most likely digits.")] = 1,
     json_out: JsonOpt = False,
-    debug_dir: Annotated[Path | None, typer.Option("--debug-dir", help="Write the 28x28 "
-                         "image the model saw for each file into this folder.",
+    debug_dir: Annotated[Path | None, typer.Option("--debug-dir", help="Write, for each "
+                         "file, the 28x28 image the model saw, every reading stage's image and "
+                         "NAME_trace.json (what each stage decided) into this folder.",
                          show_default=False)] = None,
     multi: Annotated[bool, typer.Option("--multi", help="Find every digit in the image: lines "
                                         "of writing top to bottom, each left to right.")] = False,
@@ -184,7 +186,9 @@ def classify(
     written: set[str] = set()
     for path in paths:
         try:
-            preds = cls.classify_file(clf, path, multi=multi, min_confidence=min_confidence)
+            trace = Trace(images=True) if debug_dir is not None else None
+            preds = cls.classify_file(clf, path, multi=multi, min_confidence=min_confidence,
+                                      trace=trace)
         except BadImageError as e:
             say(f"error: {e}")
             if json_out:
@@ -193,7 +197,7 @@ def classify(
             continue
         if debug_dir is not None:
             try:
-                cls.save_debug(debug_dir, path, preds, written)
+                cls.save_debug(debug_dir, path, preds, written, trace)
             except OSError as e:
                 say(f"error: {debug_dir}: cannot write the debug image ({e.strerror or e})")
                 failed += 1

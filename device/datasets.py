@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, idx, images, preprocess
+from . import data, idx, images
 from .errors import BadDataError
 from .model import NONE
+from .reading import pipeline
 
 CLASS_FOLDERS = {**{str(d): d for d in range(10)}, "none": NONE}
 
@@ -27,7 +28,7 @@ class EvalSet:
     labels: np.ndarray  # (N,) 0-9 or NONE
     found: np.ndarray | None = None  # False where preprocessing found no ink (reads "no digit")
     mnist_test: bool = False  # the whole MNIST test split: manifests' figures apply
-    second: dict[int, np.ndarray] | None = None  # second readings (preprocess.second_reading)
+    second: dict[int, np.ndarray] | None = None  # second readings (pipeline.doubt_polarity)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -98,7 +99,7 @@ def image_folder(folder: Path, progress: Callable[[int], None] | None = None) ->
 def first_and_second(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
     """The first digit's crop (zeros when none), whether one was found, and the second
     reading's crop when the frame gets one: what `classify` reads, for every model at once."""
-    digits = preprocess.find_digits(gray)
+    digits = pipeline.cut(gray)
     crop = digits[0].pixels if digits else np.zeros((28, 28), np.uint8)
-    again = preprocess.second_reading(gray)
+    again = pipeline.cut(gray, dark=True) if pipeline.doubt_polarity(gray) else []
     return crop, bool(digits), again[0].pixels if again else None

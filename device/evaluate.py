@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import NONE, Classifier
+from .model import Classifier
+from .reading import decision
 
 SCHEMA = 2  # of the JSON lines `mnist-edge check --json` prints
 MAX_DROP_PP = 0.5  # percentage points of accuracy a quantized model may lose
@@ -87,20 +88,6 @@ def predict_all(
     return out
 
 
-SECOND_READING_CONFIDENCE = 0.9  # bench/second_reading.py: shadowed photos fixed vs false digits
-
-
-def confident_digit(probs: np.ndarray | None) -> bool:
-    return (probs is not None and int(probs.argmax()) != NONE
-            and float(probs[:NONE].max()) >= SECOND_READING_CONFIDENCE)
-
-
-def second_reading_wins(first: np.ndarray | None, second: np.ndarray) -> bool:
-    """A frame that may be paper in shadow is read twice (preprocess.second_reading): the
-    second reading counts when the first is no sure digit and the second is one."""
-    return not confident_digit(first) and confident_digit(second)
-
-
 def measure(clf: Classifier, images: np.ndarray, labels: np.ndarray,
             progress: Callable[[int], None] | None = None,
             found: np.ndarray | None = None,
@@ -109,17 +96,15 @@ def measure(clf: Classifier, images: np.ndarray, labels: np.ndarray,
     digit"; `found` (bool per image) is False where the preprocessing found no ink, which
     reads "no digit" whatever the model would say. A model's "no digit" output counts as
     its answer when it is the most likely. `second` holds second readings (index -> 28x28
-    crop), applied as `classify` applies them."""
+    crop). The answer is the one decision rule's (device/reading/decision.py), as in
+    `classify`, with no confidence floor."""
     probs = predict_all(clf, images, progress)
-    preds = probs.argmax(axis=1)
-    if found is not None:
-        preds = np.where(found, preds, NONE)
+    alt = {}
     if second:
         where = sorted(second)
-        alt = predict_all(clf, np.stack([second[i] for i in where]))
-        for i, p in zip(where, alt, strict=True):
-            if second_reading_wins(probs[i] if found is None or found[i] else None, p):
-                preds[i] = int(p.argmax())
+        alt = dict(zip(where, predict_all(clf, np.stack([second[i] for i in where])), strict=True))
+    preds = np.array([decision.label(probs[i] if found is None or found[i] else None, alt.get(i))
+                      for i in range(len(probs))], np.int64)
     return ModelResult(
         model=str(clf.path),
         accuracy=float((preds == labels).mean()) if len(labels) else 0.0,

@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import camera, images
-from .classify import Prediction, as_json, classify_gray, number
+from . import camera
+from .classify import as_json, number
 from .errors import CameraError
 from .model import Classifier
+from .reading.decision import Prediction, read
 
 
 class Stable:
@@ -65,11 +66,10 @@ class Reader:
         return self.region
 
     def read(self, frame: np.ndarray) -> list[Prediction]:
-        gray = images.rgb_to_gray(self.roi(frame).cut(frame))
+        region = self.roi(frame).cut(frame)
         t0 = time.perf_counter()
         with self.lock:
-            preds = classify_gray(self.clf, gray, multi=self.multi,
-                                  min_confidence=self.min_confidence)
+            preds = read(self.clf, region, multi=self.multi, min_confidence=self.min_confidence)
         self.latency_s = time.perf_counter() - t0
         return preds
 

@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from . import camera, classify, images
 from .errors import BadImageError, CameraError
 from .live import Reader, Stable, reading_of
+from .reading import decision
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 10 * 1024 * 1024  # bytes; larger uploads get 413
@@ -290,8 +291,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
             gray = images.decode_gray(data, name)
             t0 = time.perf_counter()
             with reader.lock:
-                preds = classify.classify_gray(clf, gray, multi=multi,
-                                               min_confidence=reader.min_confidence)
+                preds = decision.read(clf, gray, multi=multi, min_confidence=reader.min_confidence)
             with state.lock:
                 state.metrics.observe(time.perf_counter() - t0)
             return classify.as_json(Path(name), preds, str(clf.path), top, multi)

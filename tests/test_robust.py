@@ -189,7 +189,7 @@ def test_kfold_and_dense_variant(tmp_path):
 
 def _shadowed_photo() -> tuple[np.ndarray, int]:
     """A render whose page is mostly in shadow: darker than mid-grey, so the first reading
-    takes it for a board and finds no digit (found with this seed, bench/second_reading.py)."""
+    takes it for a board and finds no sure digit (found with this seed)."""
     from mnist_edge.device import data
 
     x, y = data.load_split("test")
@@ -201,16 +201,17 @@ def _shadowed_photo() -> tuple[np.ndarray, int]:
 
 
 def test_paper_in_shadow_gets_a_second_reading(tmp_path):
-    from mnist_edge.device import classify, evaluate, preprocess
+    from mnist_edge.device.reading import decision, pipeline
 
     clf = device_model.load(bundled.NAMES["robust"])
     frame, digit = _shadowed_photo()
     assert digit == 2
-    first = [classify.predict_pixels(clf, d, 0.5) for d in preprocess.find_digits(frame)]
-    assert all(p.digit is None for p in first)  # what classify said before the second reading
-    assert preprocess.shadowed_paper(frame)
-    (pred,) = classify.classify_gray(clf, frame, min_confidence=0.5)
-    assert pred.digit == digit and pred.confidence >= evaluate.SECOND_READING_CONFIDENCE
+    first = [decision.predict(clf, d) for d in pipeline.cut(frame)]
+    assert not any(decision.sure(clf.predict_one(p.pixels)) and p.digit == digit for p in first)
+    assert pipeline.doubt_polarity(frame)
+    (pred,) = decision.read(clf, frame, min_confidence=0.5)
+    assert pred.digit == digit and pred.confidence >= decision.DEFAULT.second_confidence
+    assert pred.second_reading
     # `check --images` applies it the same way
     folder = tmp_path / "set" / str(digit)
     folder.mkdir(parents=True)
@@ -222,49 +223,52 @@ def test_paper_in_shadow_gets_a_second_reading(tmp_path):
 
 
 def test_no_second_reading_for_paper_a_sheet_or_an_mnist_array():
-    from mnist_edge.device import preprocess
+    from mnist_edge.device.reading.pipeline import doubt_polarity
 
     rng = np.random.default_rng(3)
-    assert not preprocess.shadowed_paper(synth.empty(rng, "plain"))  # light paper: read as paper
+    assert not doubt_polarity(synth.empty(rng, "plain"))  # light paper: read as paper
     desks = [synth.empty(rng, "desk") for _ in range(20)]
-    dark = [f for f in desks if preprocess._background(f) <= 0.5]  # more desk than sheet
-    assert len(dark) >= 3 and not any(preprocess.shadowed_paper(f) for f in dark)
-    assert not preprocess.shadowed_paper(np.zeros((28, 28), np.float32))
-    assert not preprocess.shadowed_paper(np.full((240, 320), 0.1, np.float32))  # flat and dark
+    dark = [f for f in desks if np.median(f) <= 0.5]  # more desk than sheet
+    assert len(dark) >= 3 and not any(doubt_polarity(f) for f in dark)
+    assert not doubt_polarity(np.zeros((28, 28), np.float32))
+    assert not doubt_polarity(np.full((240, 320), 0.1, np.float32))  # flat and dark
     lamp = np.full((480, 640), 0.1, np.float32)
     yy, xx = np.mgrid[0:480, 0:640]
     lamp[(yy - 200) ** 2 + (xx - 300) ** 2 < 30 ** 2] = 0.9
-    assert not preprocess.shadowed_paper(lamp)  # a lamp in the dark: no paper to read again
+    assert not doubt_polarity(lamp)  # a lamp in the dark: no paper to read again
 
 
 def test_second_reading_rule():
-    from mnist_edge.device import evaluate
+    from mnist_edge.device.reading import decision
 
     digit = np.array([0.0, 0.95, *[0.005] * 8, 0.0], np.float32)
     unsure = np.array([0.0, 0.6, *[0.04] * 8, 0.08], np.float32)
     nothing = np.array([*[0.0] * 10, 1.0], np.float32)
-    assert evaluate.second_reading_wins(None, digit)
-    assert evaluate.second_reading_wins(nothing, digit)
-    assert not evaluate.second_reading_wins(nothing, unsure)  # below the floor: keep "no digit"
-    assert not evaluate.second_reading_wins(digit, digit)  # a sure first reading stands
+    assert decision.second_wins(None, digit)
+    assert decision.second_wins(nothing, digit)
+    assert not decision.second_wins(nothing, unsure)  # below the floor: keep "no digit"
+    assert not decision.second_wins(digit, digit)  # a sure first reading stands
+    assert decision.label(nothing, digit) == 1 and decision.label(nothing, unsure) == 10
+    assert decision.label(unsure, None) == 1 and decision.label(unsure, None, 0.9) == 10
 
 
 def test_a_sheet_on_a_desk_is_searched_when_the_sheet_is_the_majority():
     """Paper filling most of the frame with the desk showing around it: the desk beside the
     sheet used to read as ink, and its edge as a "1" (22 of these 100 empty frames)."""
-    from mnist_edge.device import classify, data, preprocess
+    from mnist_edge.device import data
+    from mnist_edge.device.reading import decision, pipeline
 
     clf = device_model.load(bundled.NAMES["robust"])
     rng = np.random.default_rng(99)
     frames = [synth.empty(rng, "desk") for _ in range(100)]
-    majority = [f for f in frames if preprocess._background(f) > 0.5]
+    majority = [f for f in frames if np.median(f) > 0.5]
     assert len(majority) >= 30
-    assert sum(bool(preprocess.find_digits(f)) for f in majority) <= 5
-    read = sum(classify.classify_gray(clf, f, min_confidence=0.5)[0].digit is not None for f in frames)
+    assert sum(bool(pipeline.cut(f)) for f in majority) <= 5
+    read = sum(decision.read(clf, f, min_confidence=0.5)[0].digit is not None for f in frames)
     assert read <= 3
     x, y = data.load_split("test")
     photos = [(synth.photo(x[i], rng, "desk"), int(y[i])) for i in range(40)]
-    right = sum(classify.classify_gray(clf, f)[0].digit == d for f, d in photos)
+    right = sum(decision.read(clf, f)[0].digit == d for f, d in photos)
     assert right >= 38  # the digit on the sheet is still found
 
 
@@ -272,7 +276,7 @@ def test_a_bright_spot_in_the_dark_is_no_digit():
     """A lamp or a reflection in a dark scene read as a 0 (57 of 60, bench/dark_scenes.py):
     the robust model learns filled blobs of light as "no digit" (train/augment.py lights),
     and the second reading leaves such frames alone."""
-    from mnist_edge.device import classify
+    from mnist_edge.device.reading import decision
 
     clf = device_model.load(bundled.NAMES["robust"])
     rng = np.random.default_rng(12)
@@ -282,5 +286,5 @@ def test_a_bright_spot_in_the_dark_is_no_digit():
         g = np.full((480, 640), rng.uniform(0.02, 0.2), np.float32)
         y, x, r = rng.integers(50, 400), rng.integers(50, 560), rng.integers(5, 40)
         g[(yy - y) ** 2 + (xx - x) ** 2 < r * r] = rng.uniform(0.6, 1)
-        read += classify.classify_gray(clf, g, min_confidence=0.5)[0].digit is not None
+        read += decision.read(clf, g, min_confidence=0.5)[0].digit is not None
     assert read <= 1

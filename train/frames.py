@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_edge.device import preprocess, synth
+from mnist_edge.device import synth
+from mnist_edge.device.reading import pipeline
 
 from . import augment
 
@@ -28,7 +29,7 @@ def photo_digits(images: np.ndarray, labels: np.ndarray, count: int,
     for n, i in enumerate(picks):
         style = synth.STYLES[n % len(synth.STYLES)]
         frame, box = synth.photo_with_box(images[i], rng, style)
-        found = preprocess.find_digits(frame)
+        found = pipeline.cut(frame)
         if found and _centre_inside(found[0].bbox, box):  # not a mis-cut (a line, a shadow)
             out.append(found[0].pixels)
             out_y.append(labels[i])
@@ -45,7 +46,7 @@ def empty_crops(count: int, rng: np.random.Generator) -> np.ndarray:
     then there is nothing for the model to reject)."""
     out = []
     for n in range(count):
-        found = preprocess.find_digits(synth.empty(rng, synth.STYLES[n % len(synth.STYLES)]))
+        found = pipeline.cut(synth.empty(rng, synth.STYLES[n % len(synth.STYLES)]))
         if found:
             out.append(found[0].pixels)
     return np.array(out, np.uint8).reshape(-1, 28, 28)

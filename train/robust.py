@@ -1,8 +1,10 @@
 """The robust recipe: the device's default model.
 
 Trained on the MNIST *train* split only, augmented afresh every epoch (train/augment.py),
-plus examples cut from synthetic camera frames by the device's own preprocessing
-(train/frames.py): photographed train digits, and empty pages whose crops must read "none".
+plus other writers' digits generated here (train/writers.py: handwriting fonts with open
+licences and procedural pen strokes), plus examples cut from synthetic camera frames by the
+device's own reading pipeline (train/frames.py): photographed digits, and empty pages whose
+crops must read "none".
 Never the test split, never MNIST-C or its corruption code: those only measure.
 """
 
@@ -13,12 +15,14 @@ import time
 
 import numpy as np
 
-from . import augment, frames
+from . import augment, frames, writers
 
 EPOCHS = 15  # passes over the (re-augmented) training set
 BATCH_SIZE = 128  # images per gradient step
 LEARNING_RATE = 2e-3  # Adam, cosine-decayed to zero over the whole run
-PHOTO_DIGITS = 12_000  # train digits photographed on synthetic paper, cut out by preprocessing
+FONT_DIGITS = 12_000  # digits in handwriting fonts (other writers: flags, crossed 7s, ...)
+STROKE_DIGITS = 4_000  # procedural 1s with flag and foot, crossed 7s, closed 4s, straight 9s
+PHOTO_DIGITS = 12_000  # those digits photographed on synthetic paper, cut out by the pipeline
 EMPTY_FRAMES = 15_000  # empty synthetic frames; the crops preprocessing cuts from them are "none"
 BLANK_INPUTS = 5_000  # 28x28 inputs with no digit, drawn afresh each epoch
 
@@ -29,6 +33,10 @@ class Pools:
     def __init__(self, images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
                  scale: float = 1.0):
         t0 = time.perf_counter()
+        fonts, font_labels = writers.font_digits(int(FONT_DIGITS * scale), rng)
+        strokes, stroke_labels = writers.stroke_digits(int(STROKE_DIGITS * scale), rng)
+        images = np.concatenate([images, fonts, strokes])
+        labels = np.concatenate([labels, font_labels, stroke_labels])
         self.digits = images.astype(np.float32) / 255.0
         self.labels = labels.astype(np.int64)
         photos, photo_labels = frames.photo_digits(images, labels, int(PHOTO_DIGITS * scale), rng)
@@ -36,7 +44,8 @@ class Pools:
         self.photo_labels = photo_labels.astype(np.int64)
         self.empties = frames.empty_crops(int(EMPTY_FRAMES * scale), rng).astype(np.float32) / 255
         self.blanks = int(BLANK_INPUTS * scale)
-        print(f"frame pools: {len(self.photos):,} photographed digits, {len(self.empties):,} "
+        print(f"pools: {len(fonts):,} font and {len(strokes):,} stroke digits, "
+              f"{len(self.photos):,} photographed digits, {len(self.empties):,} "
               f"empty-frame crops ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -244,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
+    if args.recipe == "robust":  # trained on crops the reading pipeline cut: which version
+        from mnist_edge.device.reading.params import DEFAULT as READING
+
+        metrics["reading_pipeline"] = READING.version()
     atomic.write_json(out / "train_metrics.json", metrics)
     print(f"wrote {out / model_file}, train_metrics.json, history.json"
           + ("" if args.no_plot else ", training_curves.png"))

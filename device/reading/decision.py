@@ -1,0 +1,121 @@
+"""The one rule that turns model outputs into an answer, used by every caller (classify,
+camera, serve, check --images, robustness, the Python API).
+
+An answer is a digit, or "no digit" with its reason: no ink (the pipeline found nothing),
+the model's own "no digit" output, or the best digit below the confidence floor. A frame
+the pipeline doubts (paper mostly in shadow, device/reading/pipeline.doubt_polarity) is
+read a second time as dark ink on paper; the second reading wins only when the first is
+no sure digit and the second is one (Params.second_confidence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mnist_edge.device.model import NONE, Classifier
+
+from . import pipeline
+from .params import DEFAULT, Params
+from .trace import Trace
+
+# Why a reading is "no digit" (the `none_reason` JSON key).
+NO_INK = "no ink"  # the preprocessing found nothing digit-like
+MODEL_NONE = "model"  # the model's own "no digit" output won
+LOW_CONFIDENCE = "below min confidence"  # the best digit was less likely than --min-confidence
+
+
+@dataclass
+class Prediction:
+    digit: int | None
+    confidence: float | None  # the best digit's probability (also when it was not trusted)
+    probabilities: list[float] | None  # the 10 digits' probabilities
+    bbox: tuple[int, int, int, int] | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    row: int = 0  # with multi: the line of writing, from the top
+    no_digit: float | None = None  # probability of "no digit", for models that have it
+    none_reason: str | None = None  # why digit is None: NO_INK, MODEL_NONE, LOW_CONFIDENCE
+    second_reading: bool = False  # read again as dark ink on paper (paper in shadow)
+
+    def describe(self) -> str:
+        """The reading for people: '7 (99.6%)' or 'no digit (why)'."""
+        if self.digit is not None:
+            return f"{self.digit} ({self.confidence:.1%})"
+        if self.none_reason == MODEL_NONE:
+            return f"no digit (model: {self.no_digit:.1%} no digit)"
+        if self.none_reason == LOW_CONFIDENCE:
+            best = int(np.argmax(self.probabilities or [0]))
+            return f"no digit (best guess {best} at {self.confidence:.1%}, below --min-confidence)"
+        return "no digit found"
+
+    def top_k(self, k: int) -> list[tuple[int, float]]:
+        if self.probabilities is None:
+            return []
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(int(d), float(self.probabilities[d])) for d in order]
+
+
+def answer(probs: np.ndarray | None, min_confidence: float = 0.0) -> tuple[int | None, str | None]:
+    """The answer one output gives: (digit, None), or (None, why there is none). None for
+    `probs` means the pipeline found no ink. With a "no digit" output, that output wins when
+    it is the most likely of all."""
+    if probs is None:
+        return None, NO_INK
+    d = int(np.argmax(probs[:NONE]))
+    if len(probs) > NONE and probs[NONE] > probs[d]:
+        return None, MODEL_NONE
+    if probs[d] < min_confidence:
+        return None, LOW_CONFIDENCE
+    return d, None
+
+
+def sure(probs: np.ndarray | None, p: Params = DEFAULT) -> bool:
+    """A sure digit: a digit answer at p.second_confidence or more."""
+    return answer(probs, p.second_confidence)[0] is not None
+
+
+def second_wins(first: np.ndarray | None, second: np.ndarray | None, p: Params = DEFAULT) -> bool:
+    """The second reading replaces the first when the first is no sure digit and it is."""
+    return not sure(first, p) and sure(second, p)
+
+
+def label(first: np.ndarray | None, second: np.ndarray | None = None,
+          min_confidence: float = 0.0) -> int:
+    """The answer as a class index (0-9, or NONE): what accuracy is measured on."""
+    probs = second if second_wins(first, second) else first
+    digit, _ = answer(probs, min_confidence)
+    return NONE if digit is None else digit
+
+
+def predict(clf: Classifier, digit: pipeline.Digit, min_confidence: float = 0.0,
+            second: bool = False) -> Prediction:
+    probs = clf.predict_one(digit.pixels)
+    found, why = answer(probs, min_confidence)
+    return Prediction(found, float(probs[:NONE].max()),
+                      [round(float(x), 6) for x in probs[:NONE]], digit.bbox, digit.pixels,
+                      digit.row, None if len(probs) <= NONE else round(float(probs[NONE]), 6),
+                      why, second)
+
+
+def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence: float = 0.0,
+         params: Params = DEFAULT, trace: Trace | None = None) -> list[Prediction]:
+    """Every digit found (with multi: lines from the top, each left to right), or one
+    `digit=None` entry saying why there is none."""
+    preds = [predict(clf, d, min_confidence) for d in pipeline.cut(image, multi, params, trace)]
+    firsts = [np.array(p.probabilities + ([p.no_digit] if p.no_digit is not None else []))
+              for p in preds]
+    if not any(sure(f, params) for f in firsts) and pipeline.doubt_polarity(image, params):
+        floor = max(min_confidence, params.second_confidence)
+        again = [predict(clf, d, floor, second=True)
+                 for d in pipeline.cut(image, multi, params, trace, dark=True)]
+        if any(p.digit is not None for p in again):
+            preds = again
+        if trace is not None:
+            trace.add("second reading", taken=preds is again)
+    if multi:
+        preds = [p for p in preds if p.digit is not None] or preds[:1]
+    preds = preds or [Prediction(None, None, None, none_reason=NO_INK)]
+    if trace is not None:
+        trace.add("decision", answers=[p.describe() for p in preds])
+    return preds

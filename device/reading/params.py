@@ -1,0 +1,79 @@
+"""Every threshold of the reading pipeline, in one frozen object.
+
+Each field says what it is for and what it was measured on. "Renders" are device/synth.py
+frames of MNIST *train* digits with tuning seeds (bench/reading_tune.py); reported figures
+use other seeds and the test split (`mnist-edge robustness`). Real photos
+(`../shared/realphotos-dev`) are measured, never tuned on.
+
+`version()` is a short hash of these values and of the pipeline's code (stages.py and
+pipeline.py): the robust model is trained on crops this pipeline cuts, so its manifest
+records the version it was trained with, and the device warns when its own differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+SIZE = 28  # MNIST: a 28x28 input ...
+BOX = 20  # ... with the digit's longer side fitted to 20 px, centred by its centre of mass
+
+
+@dataclass(frozen=True)
+class Params:
+    # -- grid: where ink is located (the crop itself is cut from the full-resolution image)
+    grid: int = 192  # longer side of the analysis grid at most; 640x480 -> 160x120, a 512 px
+    #                  drawing -> 171 (factor 3: one-pixel strokes are sampled)
+    # -- polarity
+    light_paper: float = 0.5  # median grid pixel above this: dark ink on light paper
+    # -- background / paper
+    paper_window: int = 8  # the paper map's closing window: 1/8 of the grid's longer side
+    #                        (wider than strokes; narrow enough to follow a shadow's edge)
+    shadow_floor: float = 0.4  # the paper map never drops below this share of its median
+    #                            (a desk around a sheet is not paper: its noise stays small)
+    line_share: float = 0.1  # a mark on 90% of a grid row/column is a ruled, squared or
+    #                          margin line (renders: ruled and squared pages)
+    line_thickness: float = 0.05  # ... unless it is the only ink and this share of the frame
+    #                               across (a 1 cropped tight; renders rule 1-2 px of 160)
+    # -- ink mask
+    min_contrast: float = 0.15  # ink minus background (0..1) below this: no ink (empty renders)
+    min_threshold: float = 0.25  # floor of the Otsu threshold on the stretched ink (faint
+    #                              pencil renders read at 0.25, sensor noise stays below)
+    max_threshold: float = 0.5  # ... and its ceiling: half the contrast is ink, even when a
+    #                             bolder stroke beside it pulls Otsu higher (a thin 1 with a
+    #                             bold flag)
+    speck_share: float = 1 / 4000  # blobs under this share of the grid (and 3 cells) are specks
+    # -- components and segmentation
+    near: float = 0.3  # strokes within this share of the digit's size join it (a 5's cap)
+    near_area: float = 0.05  # ... when at least this share of its ink
+    sheet_area: float = 0.15  # a blob this share of the frame ...
+    sheet_fill: float = 0.75  # ... filling this share of its box is a sheet of paper
+    desk: float = 0.6  # frame edge this much darker than the median: a desk around a sheet
+    line_aspect: float = 8.0  # a blob crossing the frame this elongated is a line, not a digit
+    row_overlap: float = 0.5  # blobs overlapping a line of writing by this share of the
+    #                           lower height belong to it
+    column_overlap: float = 0.5  # blobs overlapping by this share of the narrower are one digit
+    small_mark: float = 0.4  # with multi: marks under this share of the median digit height
+    #                         are dots and dashes
+    split_aspect: float = 1.2  # a digit this much wider than tall may be two touching digits
+    split_valley: float = 0.35  # ... cut where a column holds at most this share of the mean
+    # -- crop and normalise
+    crop_side: int = 80  # crops are reduced to this longer side before normalising
+    stroke: float = 1.9  # MNIST's median stroke width at the 20 px box (2 x area / perimeter
+    #                      of train digits above 0.5; bench/reading_tune.py --strokes)
+    stroke_band: float = 1.4  # strokes within stroke / band .. stroke x band are left alone
+    #                           (MNIST train: 10% of digits below 1.32, 10% above 2.63)
+    # -- second reading (paper mostly in shadow, read first as light marks on a dark ground)
+    lit_share: float = 0.05  # at least this share of the frame lit: paper, not a lamp
+    second_confidence: float = 0.9  # the second reading counts only as a sure digit
+
+    def version(self) -> str:
+        h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())
+        for name in ("stages.py", "pipeline.py"):  # code, newlines normalised
+            h.update((Path(__file__).parent / name).read_bytes().replace(b"\r\n", b"\n"))
+        return h.hexdigest()[:12]
+
+
+DEFAULT = Params()

@@ -1,0 +1,168 @@
+"""The reading pipeline, top to bottom: from a decoded image to the 28x28 model inputs.
+
+    grey -> grid -> sheet -> polarity -> background / paper -> ink mask
+         -> components and segmentation -> crop and normalise (stroke, size, centre of mass)
+
+Ink is located on a small analysis grid (longer side <= Params.grid); each digit is then cut
+from the full-resolution grey image, so a camera frame costs about as much as its grid.
+The model and the decision come after (device/reading/decision.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import stages
+from .params import DEFAULT, SIZE, Params
+from .stages import Blob
+from .trace import Trace
+
+
+@dataclass(frozen=True)
+class Digit:
+    pixels: np.ndarray  # uint8 (28, 28), white on black: the model's input
+    bbox: tuple[int, int, int, int]  # x, y, width, height in the input image
+    row: int = 0  # with multi: the line of writing, counted from the top
+
+
+def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
+        trace: Trace | None = None, dark: bool | None = None) -> list[Digit]:
+    """The digit (with multi: every digit, lines from the top, each left to right) in an
+    image: float (H, W) in [0, 1], or a uint8 grey or RGB frame. [] when there is none.
+    `dark` forces the polarity (True: dark ink on light paper)."""
+    p = params
+    g = stages.grey(image)
+    if trace is not None:
+        trace.add("grey", g, shape=list(g.shape), params=p.version())
+    if g.shape == (SIZE, SIZE) and not multi:
+        return _small(g, dark, trace)
+    grid, factor = stages.to_grid(g, p)
+    region = stages.find_sheet(grid, p) if dark is None else None
+    if trace is not None:
+        trace.add("grid", grid, factor=factor)
+        trace.add("sheet", found=region is not None,
+                  box=None if region is None else list(_full(region, factor, g.shape)))
+    ox = oy = 0
+    if region is not None:
+        grid = grid[region.y0:region.y1, region.x0:region.x1]
+        ox, oy = region.x0 * factor, region.y0 * factor
+        g = g[oy:oy + grid.shape[0] * factor, ox:ox + grid.shape[1] * factor]
+    if dark is None:
+        dark = stages.dark_on_light(grid, p)
+    grid = stages.emphasise_strokes(g, grid, factor, dark)
+    ink, maps = stages.ink_of(grid, dark, p)
+    mask, contrast, threshold = stages.ink_mask(ink, p)
+    if trace is not None:
+        trace.add("polarity", dark_on_light=dark, median=round(stages.median(grid), 3))
+        trace.add("ink", ink, contrast=round(contrast, 3), threshold=round(threshold, 3))
+    if mask is None:
+        if trace is not None:
+            trace.add("mask", found=False, why="too little contrast")
+        return []
+    blobs, dropped = stages.marks(mask, p)
+    if trace is not None:
+        trace.add("mask", mask, found=bool(blobs), blobs=len(blobs), set_aside=dropped)
+    if not blobs:
+        return []
+    if multi:
+        lines = stages.lines_of_writing(stages.join_strokes(blobs, p), p)
+        rows = [stages.digits_in_line(line, mask, p) for line in lines]
+        typical = float(np.median([b.height for row in rows for b in row]))
+        rows = [[b for b in row if b.height >= p.small_mark * typical] for row in rows]
+        rows = [row for row in rows if row]
+    else:
+        rows = [[stages.main_digit(blobs, p)]]
+    if trace is not None:
+        trace.add("segment", rows=[len(r) for r in rows])
+    digits = []
+    for number, row in enumerate(rows):
+        for b in row:
+            pixels = _crop(g, b, factor, maps, dark, threshold, p, trace)
+            if pixels is not None:
+                x, y, w, h = _full(b, factor, g.shape)
+                digits.append(Digit(pixels, (x + ox, y + oy, w, h), number))
+    return digits
+
+
+def _full(b: Blob, factor: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """A grid box in full-resolution pixels (x, y, width, height)."""
+    x0, y0 = b.x0 * factor, b.y0 * factor
+    x1, y1 = min(shape[1], b.x1 * factor), min(shape[0], b.y1 * factor)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _resized(m: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if m.shape == shape:
+        return m
+    img = Image.fromarray(np.ascontiguousarray(m, np.float32), mode="F")
+    return np.asarray(img.resize((shape[1], shape[0]), Image.Resampling.BILINEAR))
+
+
+def _crop(g: np.ndarray, b: Blob, factor: int, maps: dict[str, np.ndarray], dark: bool,
+          threshold: float, p: Params, trace: Trace | None) -> np.ndarray | None:
+    """One digit cut from the full-resolution grey image (a grid cell of margin), reduced
+    to at most p.crop_side, with the same background maps as the grid, stretched,
+    stroke-normalised, fitted to 20 px and centred."""
+    gb = Blob(max(0, b.x0 - 1), max(0, b.y0 - 1), b.x1 + 1, b.y1 + 1, b.area)
+    x0, y0, w, h = _full(gb, factor, g.shape)
+    img = Image.fromarray(np.ascontiguousarray(g[y0:y0 + h, x0:x0 + w]))
+    r = max(1, -(-max(w, h) // p.crop_side))
+    if r > 1:
+        img = img.reduce(r)
+    crop = np.asarray(img, np.float32) * (1 / 255)
+    shape = crop.shape
+    region = (slice(gb.y0, gb.y1), slice(gb.x0, gb.x1))
+    if dark:
+        paper = _resized(maps["paper"][region], shape)
+        rows = _resized(maps["rows"][region[0]], (shape[0], 1))
+        cols = _resized(maps["cols"][:, region[1]], (1, shape[1]))
+        ink = np.maximum(np.clip(1.0 - crop / paper, 0.0, 1.0) - rows - cols, 0.0)
+    else:
+        ink = np.maximum(crop - _resized(maps["ground"][region], shape), 0.0)
+    top = stages.robust_top(ink)
+    if top <= 0:
+        return None
+    ink = np.clip(ink / top, 0.0, 1.0)
+    ink = np.where(ink >= 0.5 * threshold, ink, 0.0).astype(np.float32)
+    ys, xs = np.nonzero(ink)
+    if len(ys) == 0:
+        return None
+    ink = ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]  # tight around the ink
+    ink, width, steps = stages.normalise_stroke(ink, p)
+    pixels = stages.fit_and_centre(ink)
+    if trace is not None:
+        trace.add("crop", pixels, box=[x0, y0, w, h], stroke_width=width, stroke_steps=steps)
+    return pixels
+
+
+def _small(g: np.ndarray, dark: bool | None, trace: Trace | None) -> list[Digit]:
+    """A 28x28 input: an MNIST-like array passes through; dark on light is inverted."""
+    if dark is None:
+        dark = not stages.looks_like_mnist(g) and float(np.median(g)) > 127
+    pixels = 255 - g if dark else g
+    if trace is not None:
+        trace.add("crop", pixels, box=[0, 0, SIZE, SIZE], passthrough=True)
+    if int(pixels.max()) - int(np.median(pixels)) < 0.15 * 255:
+        return []
+    return [Digit(np.ascontiguousarray(pixels), (0, 0, SIZE, SIZE))]
+
+
+def doubt_polarity(image: np.ndarray, params: Params = DEFAULT) -> bool:
+    """True for a frame read as light marks on a dark ground that may be paper mostly in
+    shadow: darker than mid-grey, with contrast, at least p.lit_share of it lit by areas
+    wider than a stroke (a small bright spot is a lamp), and no sheet standing out. It
+    deserves a second reading as dark ink on paper (decision.py takes only a sure digit)."""
+    p = params
+    g = stages.grey(image)
+    if g.shape == (SIZE, SIZE):
+        return False
+    grid, _ = stages.to_grid(g, p)
+    if stages.dark_on_light(grid, p) or stages.find_sheet(grid, p) is not None:
+        return False
+    if stages.robust_top(grid) - stages.median(grid) < p.min_contrast:
+        return False
+    lit = stages.ground_map(grid, p) > stages.otsu(grid)  # bright areas wider than strokes
+    return float(lit.mean()) >= p.lit_share
