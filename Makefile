@@ -9,6 +9,7 @@ PYTEST_ARGS ?=
 
 ROBUST ?= $(MODELS)/robust
 MNISTC ?= ../shared/mnistc
+REALPHOTOS ?= ../shared/realphotos-dev
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
 	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts
@@ -65,6 +66,7 @@ bundle-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## gate, then bun
 
 robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
 	$(BIN)/mnist-edge robustness --mnistc $(MNISTC) --markdown $(MODELS)/robustness.md \
+	  $(if $(wildcard $(REALPHOTOS)/labels.csv),--realphotos $(REALPHOTOS)) \
 	  --report $(MODELS)/report.md $(ROBUSTNESS_ARGS)
 
 kfold: $(BIN)/mnist-edge  ## 5-fold validation of a recipe (RECIPE=tutorial|robust)
@@ -86,7 +88,7 @@ demo: $(BIN)/mnist-edge  ## classify the sample photos in examples/ with the bun
 	$(BIN)/mnist-edge classify examples/digit*
 	$(BIN)/mnist-edge classify --multi examples/number_*.png
 
-test: $(BIN)/mnist-edge  ## the whole suite, slow tests included
+test: $(BIN)/mnist-edge $(FONTS)  ## the whole suite, slow tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(BIN)/mnist-edge  ## skip the slow (TensorFlow, full-data) tests

@@ -14,7 +14,8 @@ import argparse
 
 import numpy as np
 
-from mnist_edge.device import bundled, classify, model, preprocess
+from mnist_edge.device import bundled, model
+from mnist_edge.device.reading import decision, pipeline
 
 KINDS = ("dark noise", "bright spot", "vignetting", "half lit", "bright bar")
 
@@ -54,9 +55,9 @@ def main() -> None:
         first = full = 0
         for _ in range(args.per_kind):
             g = scene(kind, rng)
-            preds = [classify.predict_pixels(clf, d, 0.5) for d in preprocess.find_digits(g)]
+            preds = [decision.predict(clf, d, 0.5) for d in pipeline.cut(g)]
             first += any(x.digit is not None for x in preds)
-            full += any(x.digit is not None for x in classify.classify_gray(clf, g, min_confidence=0.5))
+            full += any(x.digit is not None for x in decision.read(clf, g, min_confidence=0.5))
         print(f"{kind:12s} {first:14d} {full:9d}")
 
 

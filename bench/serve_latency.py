@@ -23,8 +23,9 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from mnist_edge.device import bundled, classify, images, synth
+from mnist_edge.device import bundled, images, synth
 from mnist_edge.device import model as device_model
+from mnist_edge.device.reading import decision
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +77,7 @@ def main() -> None:
     local = []
     for i in range(runs + 20):
         t0 = time.perf_counter()
-        classify.classify_gray(clf, images.decode_gray(data), min_confidence=0.5)
+        decision.read(clf, images.decode_gray(data), min_confidence=0.5)
         if i >= 20:
             local.append(time.perf_counter() - t0)
     proc, url = start()

@@ -112,7 +112,8 @@ def save_debug(folder: Path, source: Path, preds: list[Prediction],
             png(free(f"{stem}{f'_{i}' if len(preds) > 1 else ''}_28x28", ".png"), p.pixels)
     if trace is not None:
         for stage, pixels in trace.pictures.items():
-            png(free(f"{stem}_{stage}", ".png"), pixels)
+            if not stage.startswith("crop"):  # the crops are the _28x28 files above
+                png(free(f"{stem}_{stage}", ".png"), pixels)
         text = json.dumps({"file": str(source), "stages": trace.to_json()}, indent=1)
         written.append(atomic.write_bytes(folder / free(f"{stem}_trace", ".json"),
                                           (text + "\n").encode()))

@@ -148,8 +148,22 @@ def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = 
             f"{path}: no bundled model in this install; run `make bundle` / `make "
             "bundle-robust` in the source tree, or pass --model FILE.tflite"
         )
-    return model.load(path, runtime=runtime.value if runtime else None, threads=threads,
-                      trust_model=trust)
+    clf = model.load(path, runtime=runtime.value if runtime else None, threads=threads,
+                     trust_model=trust)
+    _warn_reading_mismatch(path)
+    return clf
+
+
+def _warn_reading_mismatch(path: Path) -> None:
+    """One line on stderr when the model was trained on crops of another reading pipeline."""
+    from . import safety
+    from .reading.params import DEFAULT as READING
+
+    trained = safety.reading_version(path)
+    if trained is not None and trained != READING.version():
+        say(f"warning: {path.name} was trained on crops of reading pipeline {trained}; this "
+            f"install reads with {READING.version()}: photos may read worse (retrain with "
+            "`make train-robust bundle-robust`)")
 
 
 @app.command(short_help="The digit in each image file, folder or glob.")
@@ -576,6 +590,10 @@ def robustness(
                     show_default=False)] = None,
     per_style: Annotated[int, typer.Option("--per-style", min=10, help="Photo renders and empty "
                          "frames per paper style.")] = 200,
+    realphotos: Annotated[Path | None, typer.Option("--realphotos", metavar="DIR", help="Real "
+                          "photos to measure (labels.csv + images/, as ../shared/realphotos-dev; "
+                          "default: MNIST_EDGE_REALPHOTOS, else skipped).",
+                          show_default=False)] = None,
     json_out: JsonOpt = False,
     markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write the "
                         "table as Markdown.", show_default=False)] = None,
@@ -586,9 +604,11 @@ def robustness(
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
 ) -> None:
-    """Robustness side by side: MNIST-C, photo renders, empty frames, size, latency."""
+    """Robustness side by side: MNIST-C, photo renders, empty frames, real photos, size,
+    latency."""
 
     from . import atomic, datasets
+    from . import realphotos as real
     from . import robustness as rb
     from .progress import Progress
 
@@ -605,16 +625,22 @@ def robustness(
     with Progress(2 * per_style * 9, "rendering frames", enabled=not json_out) as bar:
         photos = rb.render_frames(test.images, test.labels, per_style, False, bar.advance)
         empties = rb.render_frames(test.images, test.labels, per_style, True, bar.advance)
+    real_dir = realphotos or (Path(os.environ["MNIST_EDGE_REALPHOTOS"])
+                              if os.environ.get("MNIST_EDGE_REALPHOTOS") else None)
+    items = real.load(real_dir) if real_dir is not None else []
     rows = []
     with Progress(len(clfs), "scoring models", enabled=not json_out) as bar:
         for clf in clfs:
             rows.append(rb.score(clf, (test.images, test.labels), sets, photos, empties))
+            if items:
+                rows[-1].real = real.score(clf, items)
             bar.advance(1)
     for r in rows:
         r.latency_ratio = r.p50_us / rows[0].p50_us
     short = {p: n for n, p in bundled.NAMES.items()}
     names = [short.get(p, p.name) for p in paths]
-    table = rb.markdown(rows, names, per_style, str(folder) if folder else None)
+    table = rb.markdown(rows, names, per_style, str(folder) if folder else None,
+                        str(real_dir) if real_dir else None)
     if json_out:
         for name, r in zip(names, rows, strict=True):
             typer.echo(json.dumps({"name": name, **r.to_json()}))

@@ -6,6 +6,8 @@
 - photo-like renders of MNIST *test* digits on every paper style of device.synth, through the
   same preprocessing as `classify`: accuracy per style;
 - empty frames of the same styles: the share answered "no digit";
+- real photos and drawings of handwritten digits (`--realphotos DIR`, device/realphotos.py):
+  accuracy per category, as `classify` reads them;
 - size, and p50 latency as a ratio to the first model of the run.
 
 Renders use seeds of their own and the test split; the robust recipe trains on renders of the
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate, idx, synth, timing
+from . import evaluate, idx, realphotos, synth, timing
 from .datasets import first_and_second
 from .errors import BadDataError
 from .model import NONE, Classifier
@@ -90,6 +92,7 @@ class Scores:
     empty_none_rate: dict[str, float] = field(default_factory=dict)
     p50_us: float = 0.0
     latency_ratio: float = 1.0
+    real: realphotos.Result | None = None  # real photos (dev), when a folder was given
 
     @property
     def mnistc_mean(self) -> float | None:
@@ -108,7 +111,8 @@ class Scores:
                 "mnistc_error": self.mnistc_error, "mnistc_mean_error": self.mnistc_mean,
                 "photo_accuracy": self.photo_accuracy, "photo_mean_accuracy": self.photo_mean,
                 "empty_no_digit_rate": self.empty_none_rate, "empty_mean_rate": self.empty_mean,
-                "p50_us": round(self.p50_us, 2), "latency_ratio": round(self.latency_ratio, 3)}
+                "p50_us": round(self.p50_us, 2), "latency_ratio": round(self.latency_ratio, 3),
+                "real_photos": None if self.real is None else self.real.to_json()}
 
 
 def _accuracy(clf: Classifier, pixels: np.ndarray, labels: np.ndarray,
@@ -135,7 +139,8 @@ def _cell(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v * 100:.{digits}f}"
 
 
-def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: str | None) -> str:
+def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: str | None,
+             real_dir: str | None = None) -> str:
     head = "| | " + " | ".join(f"`{n}`" for n in names) + " |"
     rule = "|---|" + "---:|" * len(rows)
 
@@ -148,7 +153,9 @@ def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: s
         f"MNIST-C fed as 28x28 inputs (error %, a digit answered \"no digit\" counts as an "
         f"error); photo-like renders of MNIST test digits and empty frames, {per_style} per "
         "paper style, through the `classify` preprocessing (device/synth.py, seed "
-        f"{SEED}). Latency: p50 per image, ratio to `{names[0]}`.", "",
+        f"{SEED}). Latency: p50 per image, ratio to `{names[0]}`."
+        + (f" Real photos (dev): `{real_dir}`, read as `classify` reads them (`--multi` for "
+           "multi), measured only, never trained or tuned on." if real_dir else ""), "",
         head, rule,
         line("MNIST test accuracy %", [_cell(r.mnist_accuracy) for r in rows]),
     ]
@@ -162,6 +169,15 @@ def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: s
     out.append(line("**empty frames: \"no digit\" %**", [f"**{_cell(r.empty_mean, 1)}**" for r in rows]))
     for style in synth.STYLES:
         out.append(line(f"empty: {style} %", [_cell(r.empty_none_rate[style], 1) for r in rows]))
+    if rows[0].real is not None:
+        for c in realphotos.CATEGORIES:
+            n = rows[0].real.total.get(c, 0)
+            label = f"real photos (dev): {c} %, {n} images" + (" (exact)" if c == "multi" else "")
+            out.append(line(f"**{label}**" if c == "single" else label,
+                            [_cell(r.real.accuracy(c) if r.real else None, 1) for r in rows]))
+        out.append(line("real photos (dev): worst repository %", [
+            "—" if r.real is None or r.real.worst_repo() is None
+            else f"{r.real.worst_repo()[1] * 100:.0f}" for r in rows]))  # type: ignore[index]
     out.append(line("bytes", [f"{r.bytes:,}" for r in rows]))
     out.append(line("p50 latency vs first", [f"{r.latency_ratio:.2f}×" for r in rows]))
     return "\n".join(out) + "\n"

@@ -64,6 +64,15 @@ def manifest_entry(path: Path) -> dict[str, Any] | None:
     return None
 
 
+def reading_version(path: Path) -> str | None:
+    """The reading pipeline version a model was trained with (its manifest's
+    preprocessing.reading_pipeline), for models trained on the pipeline's crops."""
+    data = read_manifest(path)
+    pre = data.get("preprocessing") if data and manifest_entry(path) else None
+    version = pre.get("reading_pipeline") if isinstance(pre, dict) else None
+    return version if isinstance(version, str) else None
+
+
 def check_manifest(path: Path, sha: str, trust_model: bool) -> bool:
     """True when the manifest beside the model lists it with this exact SHA-256."""
     entry = manifest_entry(path)

@@ -171,7 +171,7 @@ def test_roi_parse():
 
 
 def test_camera_loop_reads_a_640x480_frame(test_split, int8_model):
-    """Behaviour only (speed is bench/camera_fps.py's): a 640x480 RGB frame with a digit in
+    """Behaviour only (speed is bench/reading_speed.py's): a 640x480 RGB frame with a digit in
     its default ROI reads that digit through the live loop's Reader."""
     from mnist_edge.device.live import Reader
 

@@ -101,7 +101,13 @@ def test_debug_images_never_overwrite_each_other(tmp_path):
     res = run("classify", "--debug-dir", str(out), str(tmp_path / "a" / "digit.png"),
               str(tmp_path / "b" / "digit.png"))
     assert res.exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["digit_28x28.png", "digit_28x28_2.png"]
+    names = sorted(p.name for p in out.iterdir())
+    per_file = ["28x28", "grey", "grid", "ink", "mask"]
+    assert names == sorted([f"digit_{s}.png" for s in per_file] + [f"digit_{s}_2.png" for s in per_file]
+                           + ["digit_trace.json", "digit_trace_2.json"])
+    trace = json.loads((out / "digit_trace.json").read_text())
+    assert trace["file"].endswith("digit.png")
+    assert [s["stage"] for s in trace["stages"]][-2:] == ["crop", "decision"]
 
 
 @pytest.mark.parametrize("target, message", [

@@ -173,6 +173,10 @@ def test_robust_recipe_smoke(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     int8 = next(m for m in manifest["models"] if m["variant"] == "int8")
     assert int8["reference"] == "mnist_robust_float32.tflite" and int8["output"]["shape"][-1] == 11
+    from mnist_edge.device.reading.params import DEFAULT
+
+    assert manifest["preprocessing"]["reading_pipeline"] == DEFAULT.version()
+    assert manifest["preprocessing"]["output"].startswith("11 softmax probabilities")
     assert device_model.load(out / "mnist_robust_int8.tflite").classes == 11
 
 

@@ -90,7 +90,12 @@ def label(first: np.ndarray | None, second: np.ndarray | None = None,
 
 def predict(clf: Classifier, digit: pipeline.Digit, min_confidence: float = 0.0,
             second: bool = False) -> Prediction:
-    probs = clf.predict_one(digit.pixels)
+    return prediction(clf.predict_one(digit.pixels), digit, min_confidence, second)
+
+
+def prediction(probs: np.ndarray, digit: pipeline.Digit, min_confidence: float = 0.0,
+               second: bool = False) -> Prediction:
+    """A model output for one cut digit, as an answer."""
     found, why = answer(probs, min_confidence)
     return Prediction(found, float(probs[:NONE].max()),
                       [round(float(x), 6) for x in probs[:NONE]], digit.bbox, digit.pixels,
@@ -102,17 +107,18 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
          params: Params = DEFAULT, trace: Trace | None = None) -> list[Prediction]:
     """Every digit found (with multi: lines from the top, each left to right), or one
     `digit=None` entry saying why there is none."""
-    preds = [predict(clf, d, min_confidence) for d in pipeline.cut(image, multi, params, trace)]
-    firsts = [np.array(p.probabilities + ([p.no_digit] if p.no_digit is not None else []))
-              for p in preds]
-    if not any(sure(f, params) for f in firsts) and pipeline.doubt_polarity(image, params):
+    digits = pipeline.cut(image, multi, params, trace)
+    outputs = [clf.predict_one(d.pixels) for d in digits]
+    preds = [prediction(o, d, min_confidence) for o, d in zip(outputs, digits, strict=True)]
+    if not any(sure(o, params) for o in outputs) and pipeline.doubt_polarity(image, params):
         floor = max(min_confidence, params.second_confidence)
         again = [predict(clf, d, floor, second=True)
                  for d in pipeline.cut(image, multi, params, trace, dark=True)]
-        if any(p.digit is not None for p in again):
+        taken = any(p.digit is not None for p in again)
+        if taken:
             preds = again
         if trace is not None:
-            trace.add("second reading", taken=preds is again)
+            trace.add("second reading", taken=taken)
     if multi:
         preds = [p for p in preds if p.digit is not None] or preds[:1]
     preds = preds or [Prediction(None, None, None, none_reason=NO_INK)]
