@@ -17,10 +17,10 @@ REALPHOTOS ?= ../shared/realphotos-dev
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
-	$(BIN)/pip install -e '.[train,camera,serve,dev]'
+	$(BIN)/pip install -e '.[train,camera,serve,mqtt,dev]'
 	touch $@
 
-install: $(BIN)/mnist-edge  ## .venv with the project and its train, camera, serve and dev extras
+install: $(BIN)/mnist-edge  ## .venv with the project and its train, camera, serve, mqtt and dev extras
 
 train: $(BIN)/mnist-edge  ## train the tutorial's CNN -> models/mnist_cnn.keras
 	$(BIN)/mnist-edge train --out $(MODELS) $(TRAIN_ARGS)

@@ -132,6 +132,29 @@ MinConfidenceOpt = Annotated[
     float, typer.Option("--min-confidence", min=0.0, max=1.0, help="Answer 'no digit' when "
                         "the best digit is less likely than this (0-1).")
 ]
+MqttOpt = Annotated[
+    str | None,
+    typer.Option("--mqtt", metavar="URL", help="Publish readings to an MQTT broker: "
+                 "mqtt://host[:port] or mqtts://host[:port] (needs the [mqtt] extra). User and "
+                 "password: MNIST_EDGE_MQTT_USERNAME / _PASSWORD or the file "
+                 "MNIST_EDGE_MQTT_CREDENTIALS names, never the command line.", show_default=False),
+]
+MqttPrefixOpt = Annotated[
+    str, typer.Option("--mqtt-prefix", help="Topic prefix: PREFIX/DEVICE/state, availability, "
+                      "camera.")
+]
+MqttDeviceOpt = Annotated[
+    str | None, typer.Option("--mqtt-device", help="Device id in topics and Home Assistant "
+                             "(default: the hostname).", show_default=False)
+]
+MqttCaOpt = Annotated[
+    Path | None, typer.Option("--mqtt-ca", exists=True, dir_okay=False, help="CA certificate "
+                              "for mqtts:// (default: the system's).", show_default=False)
+]
+DiscoveryOpt = Annotated[
+    bool, typer.Option("--discovery/--no-discovery", help="Announce the device to Home "
+                       "Assistant (retained MQTT discovery configs).")
+]
 TrustOpt = Annotated[
     bool, typer.Option("--trust-model", help="Run a model whose SHA-256 differs from the "
                        "manifest.json beside it.")
@@ -152,6 +175,23 @@ def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = 
                      trust_model=trust)
     _warn_reading_mismatch(path)
     return clf
+
+
+def _publisher(url: str | None, prefix: str, device: str | None, ca: Path | None,
+               discovery: bool, model_path: Path) -> Any:
+    """A started device.mqtt.Publisher for --mqtt, or None."""
+    if url is None:
+        return None
+    import importlib.util
+
+    if importlib.util.find_spec("paho") is None:
+        raise UsageError("--mqtt needs the mqtt extra: pip install 'mnist-edge[mqtt]'")
+    from . import mqtt
+
+    publisher = mqtt.Publisher(mqtt.parse_url(url), device=device, prefix=prefix,
+                               discovery=discovery, ca_file=ca, model=model_path.name, log=say)
+    publisher.start()
+    return publisher
 
 
 def _warn_reading_mismatch(path: Path) -> None:
@@ -255,19 +295,31 @@ def camera(
                                        "window (needs a display and GUI OpenCV).")] = False,
     timeout: TimeoutOpt = 2.0,
     retries: RetriesOpt = 3,
+    mqtt: MqttOpt = None,
+    mqtt_prefix: MqttPrefixOpt = "mnist-edge",
+    mqtt_device: MqttDeviceOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    discovery: DiscoveryOpt = True,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
 ) -> None:
     """Classify live camera frames (Pi camera, webcam), a video file or a folder of frames.
 
-    Prints the digit when it changes (or a JSON line per frame) and frames/s at the end."""
+    Prints the digit when it changes (or a JSON line per frame) and frames/s at the end;
+    with --mqtt, publishes each new reading (Home Assistant finds the device)."""
     from .live import run_camera
 
     clf = _load(model, runtime, threads, trust_model)
-    code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
-                      timeout=timeout, retries=retries, say=say, min_confidence=min_confidence,
-                      stable=stable, multi=multi)
+    publisher = _publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
+    try:
+        code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
+                          timeout=timeout, retries=retries, say=say,
+                          min_confidence=min_confidence, stable=stable, multi=multi,
+                          publisher=publisher)
+    finally:
+        if publisher is not None:
+            publisher.close()
     raise typer.Exit(code)
 
 
@@ -290,6 +342,11 @@ def serve(
                              "upload, MB (larger: 413).")] = 10.0,
     timeout: TimeoutOpt = 2.0,
     retries: RetriesOpt = 3,
+    mqtt: MqttOpt = None,
+    mqtt_prefix: MqttPrefixOpt = "mnist-edge",
+    mqtt_device: MqttDeviceOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    discovery: DiscoveryOpt = True,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -336,6 +393,7 @@ def serve(
                           reader, state, stable=stable, log=say)
     web = srv.create_app(reader, state, token=token, max_upload=int(max_upload_mb * 1024 * 1024),
                          source_name=source)
+    state.publisher = _publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
     shown = socket.gethostname() + ".local" if host in ("0.0.0.0", "::") else host
     say(f"mnist-edge serve: http://{shown}:{port}/" + (f"?token={token}" if token else "")
         + f"  (model {clf.path.name}, source {source}; Ctrl-C to stop)")
@@ -357,6 +415,8 @@ def serve(
         if loop.is_alive():
             loop.join(timeout=5)
         sock.close()
+        if state.publisher is not None:
+            state.publisher.close()
     requests = sum(state.metrics.requests.values())
     say(f"stopped: {requests} requests served, {state.metrics.frames} frames from {source}, "
         f"{state.metrics.frame_errors} frame errors, up {time.time() - state.started:.0f} s")

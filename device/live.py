@@ -108,7 +108,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | None,
                json_out: bool, show: bool, timeout: float, retries: int,
                say: Callable[[str], None], min_confidence: float = 0.0, stable: int = 1,
-               multi: bool = False) -> int:
+               multi: bool = False, publisher: Any = None) -> int:
     """Returns the exit code: 0 at the end of the stream, the frame limit, Ctrl-C or SIGTERM;
     2 when a file or folder gave no readable frame at all."""
     skipped: list[str] = []
@@ -130,6 +130,11 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
                 count += 1
                 name = getattr(source, "current", None)
                 new = change.update(reading_of(preds, multi))
+                if publisher is not None:  # device.mqtt.Publisher: stores, never waits
+                    if new:
+                        publisher.reading(reader.describe(preds, count - 1, name))
+                    elapsed = time.perf_counter() - start
+                    publisher.camera(True, fps=count / elapsed if elapsed > 0 else None)
                 if json_out:
                     print(json.dumps(reader.describe(preds, count - 1, name)), flush=True)
                 elif new:
@@ -139,7 +144,9 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
                     break
     except KeyboardInterrupt:
         say("stopped")
-    except CameraError:
+    except CameraError as e:
+        if publisher is not None:
+            publisher.camera(False, str(e))
         _report(say, count, start, source)
         raise
     finally:

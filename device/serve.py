@@ -110,6 +110,7 @@ class LiveState:
         self.camera_error: str | None = None
         self.metrics = Metrics()
         self.started = time.time()
+        self.publisher: Any = None  # device.mqtt.Publisher, when serve --mqtt
 
     def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
         with self.lock:
@@ -120,6 +121,10 @@ class LiveState:
             if changed:
                 self.reading_version += 1
                 self.history.appendleft(reading)
+        if self.publisher is not None:  # stores the newest value; never waits for the broker
+            if changed:
+                self.publisher.reading(reading)
+            self.publisher.camera(True, fps=fps)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -214,6 +219,8 @@ class CameraLoop(threading.Thread):
         self.log(f"camera: {message}")
         with self.state.lock:
             self.state.camera_alive, self.state.camera_error = False, message
+        if self.state.publisher is not None:
+            self.state.publisher.camera(False, message)
 
 
 def _label(reading: dict[str, Any]) -> str:

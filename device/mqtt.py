@@ -1,0 +1,279 @@
+"""Readings over MQTT, with Home Assistant discovery (extra `[mqtt]`, paho-mqtt).
+
+Topics, under `PREFIX/DEVICE/` (default `mnist-edge/<hostname>/`):
+  state         the reading as JSON, the keys of `--json` (retained, QoS 1), published when
+                the (stable) reading changes
+  availability  `online` / `offline` (retained; the broker publishes `offline` as the last
+                will when the device vanishes)
+  camera        {"status": "up"|"down", "reason", "fps"} (retained, QoS 1)
+Home Assistant discovery (retained configs under `homeassistant/`): a device with a digit
+sensor ("none" when there is no digit; confidence, none_reason and number as attributes), a
+confidence sensor, a frames/s sensor and a camera connectivity binary sensor.
+
+Publishing runs on paho's network thread and one worker of its own: `reading()` and
+`camera()` only store the value and wake the worker, so the camera loop never waits for
+the broker. Connected, readings go out in order (a bounded queue); offline, nothing queues
+but the newest reading, which is published again on every (re)connect, with availability
+and discovery. A refused login or a lost broker is
+logged once per change of state; paho reconnects with backoff (1 s doubling to 30 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from . import __version__
+from .errors import UsageError
+
+DISCOVERY_PREFIX = "homeassistant"
+ENV_USER, ENV_PASSWORD = "MNIST_EDGE_MQTT_USERNAME", "MNIST_EDGE_MQTT_PASSWORD"
+ENV_CREDENTIALS = "MNIST_EDGE_MQTT_CREDENTIALS"  # a file: first line user, second password
+QUEUE = 64  # readings waiting for the broker while connected; offline, only the newest
+FPS_PERIOD = 10.0  # seconds between frames/s updates (a change of camera status goes at once)
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+    def describe(self) -> str:
+        return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
+
+
+def parse_url(url: str, environ: dict[str, str] | None = None) -> Broker:
+    """mqtt://[user[:password]@]host[:port] or mqtts://...; credentials from the URL, else
+    MNIST_EDGE_MQTT_USERNAME / _PASSWORD, else the file MNIST_EDGE_MQTT_CREDENTIALS names
+    (systemd LoadCredential)."""
+    env = os.environ if environ is None else environ
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise UsageError(f"--mqtt {url!r}: expected mqtt://host[:port] or mqtts://host[:port]")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise UsageError(f"--mqtt {url!r}: the port is not a number from 1 to 65535") from None
+    user = unquote(parts.username) if parts.username else env.get(ENV_USER)
+    password = unquote(parts.password) if parts.password else env.get(ENV_PASSWORD)
+    if user is None and env.get(ENV_CREDENTIALS):
+        path = Path(env[ENV_CREDENTIALS])
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise UsageError(f"{ENV_CREDENTIALS}={path}: cannot read ({e.strerror or e})") from None
+        user = lines[0].strip() if lines else None
+        password = lines[1].strip() if len(lines) > 1 else None
+    return Broker(parts.hostname, port, parts.scheme == "mqtts", user or None, password)
+
+
+def default_device_id() -> str:
+    name = socket.gethostname().split(".")[0].lower()
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "mnist-edge"
+
+
+def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFIX,
+                      model: str = "") -> dict[str, dict[str, Any]]:
+    """Discovery topic -> config, for every entity of the device."""
+    base = f"{prefix}/{device}"
+    ident = f"mnist_edge_{device}".replace("-", "_")
+    dev = {"identifiers": [ident], "name": f"mnist-edge {device}", "manufacturer": "mnist-edge",
+           "model": model or "digit reader", "sw_version": __version__}
+    common = {"availability_topic": f"{base}/availability", "payload_available": "online",
+              "payload_not_available": "offline", "device": dev}
+    return {
+        f"{discovery}/sensor/{ident}/digit/config": {
+            **common, "name": "Digit", "unique_id": f"{ident}_digit", "icon": "mdi:numeric",
+            "state_topic": f"{base}/state",
+            "value_template": "{{ value_json.number if value_json.number is defined and "
+                              "value_json.number else (value_json.digit if value_json.digit "
+                              "is not none else 'none') }}",
+            "json_attributes_topic": f"{base}/state",
+            "json_attributes_template": "{{ {'confidence': value_json.confidence, "
+                                        "'none_reason': value_json.none_reason, "
+                                        "'frame': value_json.frame} | tojson }}"},
+        f"{discovery}/sensor/{ident}/confidence/config": {
+            **common, "name": "Confidence", "unique_id": f"{ident}_confidence",
+            "state_topic": f"{base}/state", "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "value_template": "{{ (value_json.confidence * 100) | round(1) "
+                              "if value_json.confidence is not none else none }}"},
+        f"{discovery}/sensor/{ident}/fps/config": {
+            **common, "name": "Frames per second", "unique_id": f"{ident}_fps",
+            "state_topic": f"{base}/camera", "unit_of_measurement": "frames/s",
+            "state_class": "measurement", "entity_category": "diagnostic",
+            "value_template": "{{ value_json.fps }}"},
+        f"{discovery}/binary_sensor/{ident}/camera/config": {
+            **common, "name": "Camera", "unique_id": f"{ident}_camera",
+            "device_class": "connectivity", "entity_category": "diagnostic",
+            "state_topic": f"{base}/camera", "value_template": "{{ value_json.status }}",
+            "payload_on": "up", "payload_off": "down"},
+    }
+
+
+class Publisher:
+    """One broker connection; call start(), then reading() and camera() from any thread,
+    and close() at the end (publishes `offline`, clears nothing)."""
+
+    def __init__(self, broker: Broker, *, device: str | None = None, prefix: str = "mnist-edge",
+                 discovery: bool = True, ca_file: Path | None = None, model: str = "",
+                 log: Callable[[str], None] = lambda _m: None, client_factory: Any = None):
+        import paho.mqtt.client as mqtt
+
+        self.broker, self.prefix, self.log = broker, prefix.strip("/"), log
+        self.device = device or default_device_id()
+        self.base = f"{self.prefix}/{self.device}"
+        self.discovery = discovery_configs(self.prefix, self.device, model=model) if discovery else {}
+        make = client_factory or mqtt.Client
+        self.client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"mnist-edge-{self.device}")
+        self.client.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
+        if broker.username is not None:
+            self.client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self.client.tls_set(ca_certs=str(ca_file) if ca_file else None,
+                                cert_reqs=ssl.CERT_REQUIRED)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._latest: dict[str, Any] | None = None  # the newest reading
+        self._pending: deque[dict[str, Any]] = deque(maxlen=QUEUE)  # not yet published
+        self._camera: dict[str, Any] = {"status": "up", "reason": None, "fps": None}
+        self._dirty: set[str] = set()
+        self._fps_sent = 0.0
+        self._connected = False
+        self._said: str | None = None  # the last connection state logged
+        self._closing = False
+        self._answered = threading.Event()  # the broker accepted or refused us once
+        self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
+        self.published = 0
+
+    # -- called by the camera loop (never blocks on the network) --
+    def reading(self, obj: dict[str, Any]) -> None:
+        """A new reading: queued in order while connected (at most QUEUE; the oldest go
+        first), only the newest kept while offline."""
+        with self._wake:
+            if not self._connected:
+                self._pending.clear()
+            self._pending.append(obj)
+            self._latest = obj
+            self._wake.notify()
+
+    def camera(self, up: bool, reason: str | None = None, fps: float | None = None) -> None:
+        """Camera health: a change of status is sent at once, frames/s every FPS_PERIOD s."""
+        value = {"status": "up" if up else "down", "reason": reason,
+                 "fps": None if fps is None else round(fps, 1)}
+        now = time.monotonic()
+        with self._wake:
+            old = self._camera
+            self._camera = value
+            if (old["status"], old["reason"]) != (value["status"], value["reason"]) \
+                    or now - self._fps_sent >= FPS_PERIOD:
+                self._fps_sent = now
+                self._dirty.add("camera")
+                self._wake.notify()
+
+    # -- lifecycle --
+    def start(self, wait: float = 2.0) -> None:
+        """Connect in the background; wait up to `wait` s for the broker's first answer (the
+        camera then starts with the device announced, or goes on without the broker)."""
+        self._worker.start()
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
+        self.client.loop_start()
+        self._answered.wait(wait)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Publish what is pending (up to `timeout` s), then `offline`, and disconnect."""
+        self._answered.wait(timeout)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._wake:
+                if not (self._connected and (self._pending or self._dirty)):
+                    break
+            time.sleep(0.01)
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        self._worker.join(timeout)
+        if self._connected:
+            info = self.client.publish(f"{self.base}/availability", "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def remove_discovery(self, timeout: float = 2.0) -> None:
+        """Clear the retained discovery configs: Home Assistant removes the device."""
+        for topic in self.discovery:
+            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(timeout)
+
+    # -- paho callbacks (its network thread) --
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
+        self._answered.set()
+        if getattr(reason, "is_failure", False):
+            self._say(f"mqtt: {self.broker.describe()} refused the connection ({reason}); "
+                      "retrying")
+            return
+        self._say(f"mqtt: connected to {self.broker.describe()} as {self.base}")
+        client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
+        for topic, config in self.discovery.items():
+            client.publish(topic, json.dumps(config), qos=1, retain=True)
+        with self._wake:
+            self._connected = True
+            self._dirty.add("camera")
+            if self._latest is not None and not self._pending:
+                self._pending.append(self._latest)  # the newest reading again, after an outage
+            self._wake.notify()
+
+    def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
+        self._answered.set()
+        self._say(f"mqtt: cannot reach {self.broker.describe()}; retrying")
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+                       _props: Any) -> None:
+        with self._wake:
+            self._connected = False
+        if not self._closing:
+            self._say(f"mqtt: lost {self.broker.describe()} ({reason}); reconnecting")
+
+    def _say(self, message: str) -> None:
+        state = message.split(" (")[0]
+        if state != self._said:
+            self._said = state
+            self.log(message)
+
+    # -- the worker: publishes what changed, newest value only --
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._closing and not (self._connected
+                                                 and (self._dirty or self._pending)):
+                    self._wake.wait()
+                if self._closing:
+                    return
+                dirty, self._dirty = self._dirty, set()
+                readings = list(self._pending)
+                self._pending.clear()
+                cam = dict(self._camera)
+            for reading in readings:
+                self.client.publish(f"{self.base}/state", json.dumps(reading), qos=1, retain=True)
+                self.published += 1
+            if "camera" in dirty:
+                self.client.publish(f"{self.base}/camera", json.dumps(cam), qos=1, retain=True)

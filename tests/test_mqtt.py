@@ -1,0 +1,267 @@
+"""MQTT with Home Assistant discovery (device/mqtt.py), against a real Mosquitto broker
+started here on a free port (Debian's `mosquitto`; skipped when it is not installed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mnist_edge.device import mqtt
+from mnist_edge.device.errors import UsageError
+
+from .conftest import ROOT
+
+pytest.importorskip("paho.mqtt")
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
+                                          else None)
+needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed "
+                                  "(apt-get install mosquitto)")
+VIDEO = ROOT / "examples" / "video_37419.avi"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, folder: Path, port: int | None = None, extra: str = ""):
+        self.folder, self.port, self.extra = folder, port or _free_port(), extra
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Broker:
+        conf = self.folder / "mosquitto.conf"
+        import os
+
+        # As root, mosquitto would drop to the `mosquitto` user, who cannot read tmp_path.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{user}{self.extra}")
+        self.log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosquitto did not start: "
+                           + (self.folder / "mosquitto.log").read_text()[-500:])
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(5)
+            self.proc = None
+            self.log.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Broker(tmp_path, extra="allow_anonymous true\n").start()
+    yield b
+    b.stop()
+
+
+class Listener:
+    """A paho client subscribed to '#', collecting (topic, payload, retained)."""
+
+    def __init__(self, port: int, **tls):
+        import paho.mqtt.client as paho
+
+        self.messages: list[tuple[str, str, bool]] = []
+        self.lock = threading.Lock()
+        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        if tls:
+            self.client.tls_set(**tls)
+        self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _on_message(self, _c, _u, msg) -> None:
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload.decode(), bool(msg.retain)))
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if predicate(list(self.messages)):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _camera(port: int, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "camera", "--source",
+                           str(VIDEO), "--stable", "3", "--mqtt", f"mqtt://127.0.0.1:{port}",
+                           "--mqtt-device", "pi-test", *args],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_parse_url_and_credentials(tmp_path):
+    b = mqtt.parse_url("mqtts://u%40x:p@broker.lan", {})
+    assert (b.host, b.port, b.tls, b.username, b.password) == ("broker.lan", 8883, True, "u@x", "p")
+    assert mqtt.parse_url("mqtt://h", {}).port == 1883
+    assert mqtt.parse_url("mqtt://h:1999", {mqtt.ENV_USER: "a", mqtt.ENV_PASSWORD: "b"}).username == "a"
+    creds = tmp_path / "mqtt"
+    creds.write_text("alice\nsecret\n")
+    b = mqtt.parse_url("mqtt://h", {mqtt.ENV_CREDENTIALS: str(creds)})
+    assert (b.username, b.password) == ("alice", "secret")
+    for bad in ("http://h", "mqtt://", "mqtt://h:99999"):
+        with pytest.raises(UsageError):
+            mqtt.parse_url(bad, {})
+
+
+def test_discovery_configs_carry_what_home_assistant_requires():
+    configs = mqtt.discovery_configs("mnist-edge", "pi", model="m.tflite")
+    kinds = sorted(topic.split("/")[1] for topic in configs)
+    assert kinds == ["binary_sensor", "sensor", "sensor", "sensor"]
+    ids = set()
+    for topic, c in configs.items():
+        assert topic.startswith("homeassistant/") and topic.endswith("/config")
+        assert c["state_topic"].startswith("mnist-edge/pi/") and c["name"] and c["unique_id"]
+        assert c["availability_topic"] == "mnist-edge/pi/availability"
+        assert isinstance(c["device"]["identifiers"], list) and c["device"]["name"]
+        ids.add(c["unique_id"])
+    assert len(ids) == 4
+
+
+@needs_broker
+def test_camera_publishes_readings_in_order_with_discovery(broker):
+    listener = Listener(broker.port)
+    try:
+        res = _camera(broker.port)
+        assert res.returncode == 0, res.stderr
+        assert listener.wait_for(lambda m: ("mnist-edge/pi-test/availability", "offline", False) in m)
+        states = [json.loads(p) for t, p, _ in listener.messages if t == "mnist-edge/pi-test/state"]
+        digits = [s["digit"] for s in states if s["digit"] is not None]
+        assert digits == [3, 7, 4, 1, 9]
+        assert {"digit", "confidence", "none_reason", "frame", "time"} <= set(states[0])
+        configs = {t: json.loads(p) for t, p, _ in listener.messages if t.startswith("homeassistant/")}
+        assert len(configs) == 4
+        camera = [json.loads(p) for t, p, _ in listener.messages if t == "mnist-edge/pi-test/camera"]
+        assert camera and camera[0]["status"] == "up"
+        assert res.stderr.count("mqtt: connected") == 1
+    finally:
+        listener.close()
+    # retained: a late subscriber sees the last state, offline, and the configs
+    late = Listener(broker.port)
+    try:
+        assert late.wait_for(lambda m: any(t == "mnist-edge/pi-test/state" and r for t, _, r in m))
+        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        last = next(json.loads(p) for t, p, _ in late.messages if t == "mnist-edge/pi-test/state")
+        assert last["digit"] == 9
+    finally:
+        late.close()
+
+
+@needs_broker
+def test_no_discovery(broker):
+    listener = Listener(broker.port)
+    try:
+        assert _camera(broker.port, "--no-discovery", "--frames", "20").returncode == 0
+        assert listener.wait_for(lambda m: any(t.endswith("/availability") and p == "offline"
+                                               for t, p, _ in m))
+        assert not [t for t, _, _ in listener.messages if t.startswith("homeassistant/")]
+    finally:
+        listener.close()
+
+
+@needs_broker
+def test_broker_restart_loses_nothing_but_the_newest_is_there(tmp_path):
+    b = Broker(tmp_path, extra="allow_anonymous true\n").start()
+    logs: list[str] = []
+    pub = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{b.port}", {}), device="r",
+                         log=logs.append)
+    pub.client.reconnect_delay_set(min_delay=0.2, max_delay=0.5)
+    pub.start()
+    try:
+        listener = Listener(b.port)
+        pub.reading({"digit": 1})
+        assert listener.wait_for(lambda m: ("mnist-edge/r/state", '{"digit": 1}', False) in m)
+        listener.close()
+        b.stop()  # the broker goes away (and forgets its retained messages)
+        for d in (2, 3, 4):  # offline: only the newest is kept
+            pub.reading({"digit": d})
+        b.start()
+        late = Listener(b.port)
+        try:
+            assert late.wait_for(lambda m: any(t == "mnist-edge/r/state" and p == '{"digit": 4}'
+                                               for t, p, _ in m), timeout=15)
+            assert not any(p in ('{"digit": 2}', '{"digit": 3}') for _, p, _ in late.messages)
+            assert late.wait_for(lambda m: any(t == "mnist-edge/r/availability" and p == "online"
+                                               for t, p, _ in m))
+        finally:
+            late.close()
+        assert sum("lost" in line for line in logs) == 1  # logged once per change of state
+    finally:
+        pub.close()
+        b.stop()
+
+
+@needs_broker
+def test_wrong_password_is_one_line_and_the_camera_keeps_running(tmp_path):
+    passwd = tmp_path / "passwd"
+    passwd.write_text("")
+    subprocess.run(["mosquitto_passwd", "-b", str(passwd), "alice", "right"], check=True)
+    b = Broker(tmp_path, extra=f"allow_anonymous false\npassword_file {passwd}\n").start()
+    try:
+        res = _camera(b.port, env={mqtt.ENV_USER: "alice", mqtt.ENV_PASSWORD: "wrong"})
+        assert res.returncode == 0
+        assert "frame 80: 9" in res.stdout  # every reading still printed
+        refused = [line for line in res.stderr.splitlines() if "refused" in line]
+        assert len(refused) == 1 and "alice" not in refused[0] and "wrong" not in refused[0]
+        res = _camera(b.port, "--frames", "10", env={mqtt.ENV_USER: "alice", mqtt.ENV_PASSWORD: "right"})
+        assert "mqtt: connected" in res.stderr
+    finally:
+        b.stop()
+
+
+@needs_broker
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_tls_with_a_self_signed_ca(tmp_path):
+    def ssl_cmd(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp_path)
+
+    ssl_cmd("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "2", "-subj", "/CN=test CA")
+    ssl_cmd("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (tmp_path / "ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ssl_cmd("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "ext")
+    b = Broker(tmp_path, extra=f"allow_anonymous true\ncafile {tmp_path}/ca.crt\n"
+               f"certfile {tmp_path}/server.crt\nkeyfile {tmp_path}/server.key\n").start()
+    try:
+        listener = Listener(b.port, ca_certs=str(tmp_path / "ca.crt"))
+        try:
+            res = subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "camera", "--source",
+                                  str(VIDEO), "--frames", "30", "--mqtt", f"mqtts://127.0.0.1:{b.port}",
+                                  "--mqtt-ca", str(tmp_path / "ca.crt"), "--mqtt-device", "tls"],
+                                 capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, res.stderr
+            assert "mqtt: connected to mqtts://" in res.stderr
+            assert listener.wait_for(lambda m: any(t == "mnist-edge/tls/state" for t, _, _ in m))
+        finally:
+            listener.close()
+    finally:
+        b.stop()
