@@ -265,3 +265,31 @@ def test_tls_with_a_self_signed_ca(tmp_path):
             listener.close()
     finally:
         b.stop()
+
+
+def test_serve_hands_readings_and_camera_failures_to_the_publisher():
+    pytest.importorskip("starlette")
+    from mnist_edge.device import serve
+
+    class Fake:
+        def __init__(self):
+            self.readings, self.cameras = [], []
+
+        def reading(self, obj):
+            self.readings.append(obj)
+
+        def camera(self, up, reason=None, fps=None):
+            self.cameras.append((up, reason))
+
+    state = serve.LiveState()
+    state.publisher = fake = Fake()
+    state.publish(b"jpeg", {"digit": 3}, True, 8.0)
+    state.publish(b"jpeg", {"digit": 3}, False, 8.0)  # unchanged: not published again
+    assert fake.readings == [{"digit": 3}] and fake.cameras == [(True, None), (True, None)]
+
+    def gone():
+        raise serve.CameraError("cam: the camera returned no frame")
+
+    loop = serve.CameraLoop(gone, None, state)  # type: ignore[arg-type]
+    loop.run()
+    assert fake.cameras[-1] == (False, "cam: the camera returned no frame")
