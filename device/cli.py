@@ -151,6 +151,10 @@ MqttCaOpt = Annotated[
     Path | None, typer.Option("--mqtt-ca", exists=True, dir_okay=False, help="CA certificate "
                               "for mqtts:// (default: the system's).", show_default=False)
 ]
+ForgetOpt = Annotated[
+    bool, typer.Option("--mqtt-forget", help="Remove this device from the broker and Home "
+                       "Assistant (clear its retained configs and state), then exit.")
+]
 DiscoveryOpt = Annotated[
     bool, typer.Option("--discovery/--no-discovery", help="Announce the device to Home "
                        "Assistant (retained MQTT discovery configs).")
@@ -300,6 +304,7 @@ def camera(
     mqtt_device: MqttDeviceOpt = None,
     mqtt_ca: MqttCaOpt = None,
     discovery: DiscoveryOpt = True,
+    mqtt_forget: ForgetOpt = False,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -310,6 +315,17 @@ def camera(
     with --mqtt, publishes each new reading (Home Assistant finds the device)."""
     from .live import run_camera
 
+    if mqtt_forget:
+        if mqtt is None:
+            raise UsageError("--mqtt-forget needs --mqtt URL (the broker to remove the device from)")
+        publisher = _publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, False, Path("-"))
+        removed = publisher.forget()
+        publisher.close()
+        if not removed:
+            say(f"error: {mqtt}: the broker did not accept the connection; nothing removed")
+            raise typer.Exit(1)
+        say(f"removed {publisher.base} and its Home Assistant configs from {mqtt}")
+        raise typer.Exit(0)
     clf = _load(model, runtime, threads, trust_model)
     publisher = _publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
     try:

@@ -219,15 +219,24 @@ class Publisher:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def remove_discovery(self, timeout: float = 2.0) -> None:
-        """Clear the retained discovery configs: Home Assistant removes the device."""
-        for topic in self.discovery:
-            self.client.publish(topic, b"", qos=1, retain=True).wait_for_publish(timeout)
+    def forget(self, timeout: float = 5.0) -> bool:
+        """Remove the device: clear its retained discovery configs (Home Assistant removes
+        the device and its entities) and its retained state, camera and availability.
+        Returns False when the broker could not be reached in `timeout` s."""
+        if not self._answered.wait(timeout) or not self._connected:
+            return False
+        topics = [*discovery_configs(self.prefix, self.device), f"{self.base}/state",
+                  f"{self.base}/camera", f"{self.base}/availability"]
+        infos = [self.client.publish(t, b"", qos=1, retain=True) for t in topics]
+        for info in infos:
+            info.wait_for_publish(timeout)
+        self._connected = False  # nothing more to say: close() must not publish `offline`
+        return True
 
     # -- paho callbacks (its network thread) --
     def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
-        self._answered.set()
         if getattr(reason, "is_failure", False):
+            self._answered.set()
             self._say(f"mqtt: {self.broker.describe()} refused the connection ({reason}); "
                       "retrying")
             return
@@ -241,6 +250,7 @@ class Publisher:
             if self._latest is not None and not self._pending:
                 self._pending.append(self._latest)  # the newest reading again, after an outage
             self._wake.notify()
+        self._answered.set()
 
     def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
         self._answered.set()

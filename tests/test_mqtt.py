@@ -151,7 +151,8 @@ def test_camera_publishes_readings_in_order_with_discovery(broker):
     try:
         res = _camera(broker.port)
         assert res.returncode == 0, res.stderr
-        assert listener.wait_for(lambda m: ("mnist-edge/pi-test/availability", "offline", False) in m)
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/pi-test/availability"
+                                               and p == "offline" for t, p, _ in m))
         states = [json.loads(p) for t, p, _ in listener.messages if t == "mnist-edge/pi-test/state"]
         digits = [s["digit"] for s in states if s["digit"] is not None]
         assert digits == [3, 7, 4, 1, 9]
@@ -172,6 +173,29 @@ def test_camera_publishes_readings_in_order_with_discovery(broker):
         assert last["digit"] == 9
     finally:
         late.close()
+
+
+@needs_broker
+def test_forget_removes_the_device(broker):
+    assert _camera(broker.port, "--frames", "20").returncode == 0
+    res = _camera(broker.port, "--mqtt-forget")
+    assert res.returncode == 0, res.stderr
+    assert "removed mnist-edge/pi-test" in res.stderr
+    late = Listener(broker.port)
+    try:
+        time.sleep(1.0)  # retained messages arrive at once on subscribing; none should
+        assert late.messages == []
+    finally:
+        late.close()
+
+
+def test_forget_without_a_broker_url_is_a_usage_error():
+    from typer.testing import CliRunner
+
+    from mnist_edge.device.cli import app
+
+    res = CliRunner().invoke(app, ["camera", "--mqtt-forget"])
+    assert res.exit_code == 2 and "needs --mqtt URL" in res.stderr
 
 
 @needs_broker
@@ -197,7 +221,8 @@ def test_broker_restart_loses_nothing_but_the_newest_is_there(tmp_path):
     try:
         listener = Listener(b.port)
         pub.reading({"digit": 1})
-        assert listener.wait_for(lambda m: ("mnist-edge/r/state", '{"digit": 1}', False) in m)
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/r/state" and p == '{"digit": 1}'
+                                               for t, p, _ in m))
         listener.close()
         b.stop()  # the broker goes away (and forgets its retained messages)
         for d in (2, 3, 4):  # offline: only the newest is kept
