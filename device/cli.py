@@ -136,8 +136,8 @@ MqttOpt = Annotated[
     str | None,
     typer.Option("--mqtt", metavar="URL", help="Publish readings to an MQTT broker: "
                  "mqtt://host[:port] or mqtts://host[:port] (needs the [mqtt] extra). User and "
-                 "password: MNIST_EDGE_MQTT_USERNAME / _PASSWORD or the file "
-                 "MNIST_EDGE_MQTT_CREDENTIALS names, never the command line.", show_default=False),
+                 "password: better than in the URL (visible in ps), MNIST_EDGE_MQTT_USERNAME / "
+                 "_PASSWORD or the file MNIST_EDGE_MQTT_CREDENTIALS names.", show_default=False),
 ]
 MqttPrefixOpt = Annotated[
     str, typer.Option("--mqtt-prefix", help="Topic prefix: PREFIX/DEVICE/state, availability, "
