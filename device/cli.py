@@ -684,7 +684,7 @@ def robustness(
     latency."""
 
     from . import atomic, datasets
-    from . import realphotos as real
+    from . import real_photos as real
     from . import robustness as rb
     from .progress import Progress
 

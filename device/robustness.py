@@ -6,7 +6,7 @@
 - photo-like renders of MNIST *test* digits on every paper style of device.synth, through the
   same preprocessing as `classify`: accuracy per style;
 - empty frames of the same styles: the share answered "no digit";
-- real photos and drawings of handwritten digits (`--realphotos DIR`, device/realphotos.py):
+- real photos and drawings of handwritten digits (`--realphotos DIR`, device/real_photos.py):
   accuracy per category, as `classify` reads them;
 - size, and p50 latency as a ratio to the first model of the run.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate, idx, realphotos, synth, timing
+from . import evaluate, idx, real_photos, synth, timing
 from .datasets import first_and_second
 from .errors import BadDataError
 from .model import NONE, Classifier
@@ -92,7 +92,7 @@ class Scores:
     empty_none_rate: dict[str, float] = field(default_factory=dict)
     p50_us: float = 0.0
     latency_ratio: float = 1.0
-    real: realphotos.Result | None = None  # real photos (dev), when a folder was given
+    real: real_photos.Result | None = None  # real photos (dev), when a folder was given
 
     @property
     def mnistc_mean(self) -> float | None:
@@ -170,7 +170,7 @@ def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: s
     for style in synth.STYLES:
         out.append(line(f"empty: {style} %", [_cell(r.empty_none_rate[style], 1) for r in rows]))
     if rows[0].real is not None:
-        for c in realphotos.CATEGORIES:
+        for c in real_photos.CATEGORIES:
             n = rows[0].real.total.get(c, 0)
             label = f"real photos (dev): {c} %, {n} images" + (" (exact)" if c == "multi" else "")
             out.append(line(f"**{label}**" if c == "single" else label,

@@ -1,4 +1,4 @@
-"""Real photos measured per category (device/realphotos.py, `robustness --realphotos`), on a
+"""Real photos measured per category (device/real_photos.py, `robustness --realphotos`), on a
 small folder made here; the real set in ../shared/realphotos-dev is measured by CI's
 `make robustness` and skipped here when absent."""
 
@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_edge.device import bundled, realphotos
+from mnist_edge.device import bundled, real_photos
 from mnist_edge.device import model as device_model
 from mnist_edge.device.cli import app
 from mnist_edge.device.errors import BadDataError
@@ -43,8 +43,8 @@ def _folder(tmp_path, test_split):
 
 
 def test_scores_per_category_and_repository(tmp_path, test_split):
-    items = realphotos.load(_folder(tmp_path, test_split))
-    res = realphotos.score(device_model.load(bundled.NAMES["robust"]), items)
+    items = real_photos.load(_folder(tmp_path, test_split))
+    res = real_photos.score(device_model.load(bundled.NAMES["robust"]), items)
     assert res.total == {"single": 5, "drawn": 1, "multi": 1}
     assert res.accuracy("single") == 0.8 and res.accuracy("drawn") == 1.0
     assert res.accuracy("multi") == 1.0
@@ -68,15 +68,15 @@ def test_robustness_row(tmp_path, test_split):
 def test_bad_labels_file_is_one_clear_error(tmp_path):
     (tmp_path / "labels.csv").write_text("file,category,label,repo\nimages/a.png,poster,1,x\n")
     with pytest.raises(BadDataError, match="unknown category 'poster'"):
-        realphotos.load(tmp_path)
+        real_photos.load(tmp_path)
     with pytest.raises(BadDataError, match="cannot read"):
-        realphotos.load(tmp_path / "missing")
+        real_photos.load(tmp_path / "missing")
 
 
 @pytest.mark.skipif(not (DEV / "labels.csv").is_file(), reason="../shared/realphotos-dev absent")
 def test_the_dev_set_is_read_end_to_end():
     """Every dev image decodes and is read (no accuracy gate: a measured set, never tuned on)."""
-    items = realphotos.load(DEV)
-    res = realphotos.score(device_model.load(bundled.NAMES["robust"]), items)
+    items = real_photos.load(DEV)
+    res = real_photos.score(device_model.load(bundled.NAMES["robust"]), items)
     assert sum(res.total.values()) == len(items) == 131
     assert not [w for w in res.wrong if w[2].startswith("error")]
