@@ -12,7 +12,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_edge.device import data, evaluate, model  # noqa: E402
+from mnist_edge.device.data import mnist as data  # noqa: E402
+from mnist_edge.device.evaluation import evaluate  # noqa: E402
+from mnist_edge.device.inference import model  # noqa: E402
 
 
 def main() -> None:

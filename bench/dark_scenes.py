@@ -14,7 +14,7 @@ import argparse
 
 import numpy as np
 
-from mnist_edge.device import bundled, model
+from mnist_edge.device.inference import bundled, model
 from mnist_edge.device.reading import decision, pipeline
 
 KINDS = ("dark noise", "bright spot", "vignetting", "half lit", "bright bar")

@@ -15,8 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from mnist_edge.device import bundled, camera, model, mqtt
-from mnist_edge.device.live import Reader, Stable, reading_of
+from mnist_edge.device.inference import bundled, model
+from mnist_edge.device.live import mqtt
+from mnist_edge.device.live import sources as camera
+from mnist_edge.device.live.loop import Reader, Stable, reading_of
 
 VIDEO = Path(__file__).resolve().parent.parent / "examples" / "video_37419.avi"
 

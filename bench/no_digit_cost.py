@@ -17,9 +17,11 @@ import argparse
 
 import numpy as np
 
-from mnist_edge.device import bundled, data, evaluate, robustness
-from mnist_edge.device import model as device_model
-from mnist_edge.device.model import NONE
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.evaluation import evaluate, robustness
+from mnist_edge.device.inference import bundled
+from mnist_edge.device.inference import model as device_model
+from mnist_edge.device.inference.model import NONE
 
 
 def rates(probs: np.ndarray, found: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:

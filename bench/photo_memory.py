@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_edge.device import data, synth
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.evaluation import synth
 
 CHILD = """
 import json, sys, time
-from mnist_edge.device import bundled, classify, images, model
+from mnist_edge.device.inference import bundled, model
+from mnist_edge.device.reading import files as classify, decode as images
 from mnist_edge.device.errors import BadImageError
 if sys.argv[2] == "full":
     images.WORK_SIDE = 10**9

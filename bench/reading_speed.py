@@ -20,8 +20,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mnist_edge.device import bundled, camera, data, model, synth
-from mnist_edge.device.live import Reader
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.evaluation import synth
+from mnist_edge.device.inference import bundled, model
+from mnist_edge.device.live import sources as camera
+from mnist_edge.device.live.loop import Reader
 
 
 def make_video(path: Path, frames: int) -> None:

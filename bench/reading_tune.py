@@ -13,7 +13,9 @@ import argparse
 
 import numpy as np
 
-from mnist_edge.device import bundled, data, model, synth
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.evaluation import synth
+from mnist_edge.device.inference import bundled, model
 from mnist_edge.device.reading import decision, stages
 
 TUNE_SEED = 7_000_001  # renders for tuning only

@@ -23,9 +23,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from mnist_edge.device import bundled, images, synth
-from mnist_edge.device import model as device_model
+from mnist_edge.device.evaluation import synth
+from mnist_edge.device.inference import bundled
+from mnist_edge.device.inference import model as device_model
 from mnist_edge.device.reading import decision
+from mnist_edge.device.reading import decode as images
 
 ROOT = Path(__file__).resolve().parent.parent
 

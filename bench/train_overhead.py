@@ -16,7 +16,7 @@ from pathlib import Path
 PLAIN = r'''
 import sys, time, numpy as np, keras
 from keras import layers
-from mnist_edge.device import data
+from mnist_edge.device.data import mnist as data
 epochs = int(sys.argv[1])
 (xi, yi), (xt, yt) = data.load_split("train"), data.load_split("test")
 x = xi.reshape(-1, 28, 28, 1).astype("float32") / 255; y = np.eye(10, dtype="float32")[yi]

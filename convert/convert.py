@@ -29,9 +29,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from mnist_edge.device import atomic, data, evaluate, timing
-from mnist_edge.device import model as device_model
+from mnist_edge.device import atomic
+from mnist_edge.device.data import mnist as data
 from mnist_edge.device.errors import MnistEdgeError
+from mnist_edge.device.evaluation import evaluate
+from mnist_edge.device.inference import model as device_model
+from mnist_edge.device.inference import timing
 
 from .report import confusion_png, report_markdown
 

@@ -17,9 +17,11 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from . import __version__, bundled, evaluate
-from .errors import BadImageError, BadModelError, MnistEdgeError, UsageError
-from .reading.trace import Trace
+from mnist_edge.device import __version__
+from mnist_edge.device.errors import BadImageError, BadModelError, MnistEdgeError, UsageError
+from mnist_edge.device.evaluation import evaluate
+from mnist_edge.device.inference import bundled
+from mnist_edge.device.reading.trace import Trace
 
 DEFAULT_MIN_CONFIDENCE = 0.5  # bench/no_digit_cost.py: +0.7 pp empty frames rejected, -0.09% MNIST
 
@@ -167,7 +169,7 @@ TrustOpt = Annotated[
 
 def _load(path: Path | None, runtime: RuntimeName | None, threads: int | None = None,
           trust: bool = False):
-    from . import model
+    from mnist_edge.device.inference import model
 
     path = bundled.resolve(path)
     if path in bundled.NAMES.values() and not path.is_file():
@@ -190,7 +192,7 @@ def _publisher(url: str | None, prefix: str, device: str | None, ca: Path | None
 
     if importlib.util.find_spec("paho") is None:
         raise UsageError("--mqtt needs the mqtt extra: pip install 'mnist-edge[mqtt]'")
-    from . import mqtt
+    from mnist_edge.device.live import mqtt
 
     publisher = mqtt.Publisher(mqtt.parse_url(url), device=device, prefix=prefix,
                                discovery=discovery, ca_file=ca, model=model_path.name, log=say)
@@ -200,8 +202,8 @@ def _publisher(url: str | None, prefix: str, device: str | None, ca: Path | None
 
 def _warn_reading_mismatch(path: Path) -> None:
     """One line on stderr when the model was trained on crops of another reading pipeline."""
-    from . import safety
-    from .reading.params import DEFAULT as READING
+    from mnist_edge.device.inference import safety
+    from mnist_edge.device.reading.params import DEFAULT as READING
 
     trained = safety.reading_version(path)
     if trained is not None and trained != READING.version():
@@ -234,7 +236,7 @@ def classify(
     """Classify the digit in each image file (photos, scans, drawings or MNIST arrays).
 
     A bad file is reported on stderr and skipped; the exit code is then 2."""
-    from . import classify as cls
+    from mnist_edge.device.reading import files as cls
 
     if debug_dir is not None:
         _writable_folder(debug_dir, "--debug-dir")
@@ -313,7 +315,7 @@ def camera(
 
     Prints the digit when it changes (or a JSON line per frame) and frames/s at the end;
     with --mqtt, publishes each new reading (Home Assistant finds the device)."""
-    from .live import run_camera
+    from mnist_edge.device.live.loop import run_camera
 
     if mqtt_forget:
         if mqtt is None:
@@ -382,9 +384,9 @@ def serve(
                          f" (missing: {', '.join(missing)})")
     import uvicorn
 
-    from . import camera as cameras
-    from . import serve as srv
-    from .live import Reader
+    from mnist_edge.device.live import serve as srv
+    from mnist_edge.device.live import sources as cameras
+    from mnist_edge.device.live.loop import Reader
 
     clf = _load(model, runtime, threads, trust_model)
     loopback = host in ("127.0.0.1", "localhost", "::1")
@@ -487,9 +489,10 @@ def check(
     fewer than --min-agreement percent of the images; --min-accuracy is a floor for all.
     A model with no reference and no floor is "not gated", never "pass"."""
 
-    from . import atomic, datasets, reports
-    from . import check as checking
-    from .progress import Progress
+    from mnist_edge.device import atomic
+    from mnist_edge.device.evaluation import datasets, reports
+    from mnist_edge.device.evaluation import gate as checking
+    from mnist_edge.device.progress import Progress
 
     problem = evaluate.check_thresholds(max_drop, min_agreement, min_accuracy)
     if problem:
@@ -616,7 +619,7 @@ def bench(
     trust_model: TrustOpt = False,
 ) -> None:
     """Time single-image inference: p50/p95/p99 latency, throughput, size, ratios."""
-    from . import doctor, timing
+    from mnist_edge.device.inference import doctor, timing
 
     paths = model or [p for pair in bundled.families() for p in pair]
     rows = []
@@ -683,10 +686,11 @@ def robustness(
     """Robustness side by side: MNIST-C, photo renders, empty frames, real photos, size,
     latency."""
 
-    from . import atomic, datasets
-    from . import real_photos as real
-    from . import robustness as rb
-    from .progress import Progress
+    from mnist_edge.device import atomic
+    from mnist_edge.device.evaluation import datasets
+    from mnist_edge.device.evaluation import real_photos as real
+    from mnist_edge.device.evaluation import robustness as rb
+    from mnist_edge.device.progress import Progress
 
     order = ["tutorial", "tutorial-float32", "robust", "robust-float32"]
     paths = [bundled.resolve(p) for p in model] if model else \
@@ -738,8 +742,8 @@ def info(
     trust_model: TrustOpt = False,
 ) -> None:
     """Runtime, versions, platform, the model's signature and manifest, and hints."""
-    from . import doctor, safety
-    from . import runtime as runtimes
+    from mnist_edge.device.inference import doctor, safety
+    from mnist_edge.device.inference import runtime as runtimes
 
     facts = doctor.platform_facts()
     facts["mnist_edge"] = __version__
@@ -791,8 +795,8 @@ def show(
                    show_default=False)] = None,
 ) -> None:
     """Draw an MNIST digit in the terminal (like the tutorial's plot of train_images[5])."""
-    from . import data as mnist
-    from .render import save_image, to_text
+    from mnist_edge.device.data import mnist
+    from mnist_edge.device.evaluation.render import save_image, to_text
 
     images, labels = mnist.load_split(split.value, data)
     if index >= len(images):
@@ -831,7 +835,7 @@ def _run_stage(name: str, args: list[str]) -> int:
     if importlib.util.find_spec("tensorflow") is None:
         say(f"error: `mnist-edge {name}` needs TensorFlow: pip install 'mnist-edge[train]'")
         return 2
-    from .native_stderr import TENSORFLOW_NOISE, run_filtered
+    from mnist_edge.device.native_stderr import TENSORFLOW_NOISE, run_filtered
 
     return run_filtered([sys.executable, "-m", f"mnist_edge.{name}", *args], TENSORFLOW_NOISE)
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from mnist_edge.device import atomic, data
+from mnist_edge.device import atomic
+from mnist_edge.device.data import mnist as data
 
 INDICES = (0, 1, 2, 3, 4, 8, 11, 18, 61, 7)  # test images with labels 7 2 1 0 4 5 6 3 8 9
 SEED = 7

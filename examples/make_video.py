@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_edge.device import data, synth
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.evaluation import synth
 
 DIGITS = (3, 7, 4, 1, 9)  # the digits shown, in order (the first test image of each)
 HOLD = 12  # frames per digit

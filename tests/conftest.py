@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnist_edge.device import data, idx
+from mnist_edge.device.data import idx
+from mnist_edge.device.data import mnist as data
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,7 +40,7 @@ def test_split():
 
 @pytest.fixture(scope="session")
 def int8_model():
-    from mnist_edge.device import model
+    from mnist_edge.device.inference import model
 
     path = BUNDLED / "mnist_cnn_int8.tflite"
     if not path.is_file():

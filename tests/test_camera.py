@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_edge.device import camera
 from mnist_edge.device.cli import app
 from mnist_edge.device.errors import CameraError, UsageError
+from mnist_edge.device.live import sources as camera
 
 runner = CliRunner()
 
@@ -173,7 +173,7 @@ def test_roi_parse():
 def test_camera_loop_reads_a_640x480_frame(test_split, int8_model):
     """Behaviour only (speed is bench/reading_speed.py's): a 640x480 RGB frame with a digit in
     its default ROI reads that digit through the live loop's Reader."""
-    from mnist_edge.device.live import Reader
+    from mnist_edge.device.live.loop import Reader
 
     frame = np.full((480, 640, 3), 225, np.uint8)
     big = np.asarray(Image.fromarray(test_split[0][0]).resize((160, 160)), np.float32)

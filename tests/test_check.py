@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_edge.device import evaluate, synth
-from mnist_edge.device import model as device_model
 from mnist_edge.device.cli import app
+from mnist_edge.device.evaluation import evaluate, synth
+from mnist_edge.device.inference import model as device_model
 
 from .conftest import BUNDLED, INTEROP, write_idx
 

@@ -207,8 +207,9 @@ def test_classify_imports_only_what_it_uses():
             "from mnist_edge.device import cli\n"
             "try: cli.main()\nexcept SystemExit: pass\n"
             "bad = [m for m in ('pydantic', 'importlib.metadata', 'tensorflow', 'cv2', 'starlette',"
-            " 'mnist_edge.device.serve', 'mnist_edge.device.live', 'mnist_edge.device.synth',"
-            " 'mnist_edge.device.check') if m in sys.modules]\n"
+            " 'mnist_edge.device.live.serve', 'mnist_edge.device.live.loop',"
+            " 'mnist_edge.device.evaluation.synth', 'mnist_edge.device.evaluation.gate')"
+            " if m in sys.modules]\n"
             "print('loaded:', bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code, str(ROOT / "examples" / "digit7_test0.png")],
                          capture_output=True, text=True)
@@ -217,9 +218,10 @@ def test_classify_imports_only_what_it_uses():
 
 
 def test_importing_cli_does_not_import_tensorflow():
-    code = ("import sys, mnist_edge.device.cli, mnist_edge.device.classify, mnist_edge.device.live, "
-            "mnist_edge.device.camera, mnist_edge.device.evaluate, mnist_edge.device.timing, "
-            "mnist_edge.device.doctor;"
+    code = ("import sys, mnist_edge.device.cli, mnist_edge.device.reading.files,"
+            " mnist_edge.device.live.loop, mnist_edge.device.live.sources,"
+            " mnist_edge.device.evaluation.evaluate, mnist_edge.device.inference.timing,"
+            " mnist_edge.device.inference.doctor;"
             "bad=[m for m in sys.modules if m.split('.')[0] in ('tensorflow','keras')];"
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

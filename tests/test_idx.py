@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mnist_edge.device import data, idx
+from mnist_edge.device.data import idx
+from mnist_edge.device.data import mnist as data
 from mnist_edge.device.errors import BadDataError, DataNotFoundError
 
 from .conftest import mnist_dir, write_idx
@@ -187,7 +188,7 @@ def test_lying_headers_cost_only_what_is_there(tmp_path):
     import struct
     import tracemalloc
 
-    from mnist_edge.device import idx as reader
+    from mnist_edge.device.data import idx as reader
 
     huge = tmp_path / "huge-idx3-ubyte.gz"
     huge.write_bytes(gzip.compress(struct.pack(">IIII", 2051, 1_000_000, 28, 28) + bytes(784 * 10)))

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mnist_edge.device import images
 from mnist_edge.device.errors import BadImageError
+from mnist_edge.device.reading import decode as images
 
 FUZZ = int(__import__("os").environ.get("MNIST_EDGE_FUZZ", 200))
 

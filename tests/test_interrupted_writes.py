@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_edge.device import model as device_model
+from mnist_edge.device.inference import model as device_model
 
 from .conftest import ROOT, mnist_dir
 

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mnist_edge.device import evaluate, model, quant, runtime, safety
 from mnist_edge.device.errors import BadModelError
+from mnist_edge.device.evaluation import evaluate
+from mnist_edge.device.inference import model, quant, runtime, safety
 
 from .conftest import BUNDLED, INTEROP
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mnist_edge.device import mqtt
 from mnist_edge.device.errors import UsageError
+from mnist_edge.device.live import mqtt
 
 from .conftest import ROOT
 
@@ -294,7 +294,7 @@ def test_tls_with_a_self_signed_ca(tmp_path):
 
 def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     pytest.importorskip("starlette")
-    from mnist_edge.device import serve
+    from mnist_edge.device.live import serve
 
     class Fake:
         def __init__(self):

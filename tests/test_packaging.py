@@ -24,7 +24,7 @@ def test_wheel_installs_only_mnist_edge(tmp_path):
     for part in ("device", "train", "convert"):
         assert f"mnist_edge/{part}/__init__.py" in names
     for data in ("device/models/robust/mnist_robust_int8.tflite", "device/models/robust/manifest.json",
-                 "device/models/tutorial/mnist_cnn_int8.tflite", "device/static/index.html",
+                 "device/models/tutorial/mnist_cnn_int8.tflite", "device/live/static/index.html",
                  "device/py.typed"):
         assert f"mnist_edge/{data}" in names
     meta = zipfile.ZipFile(wheel).read(f"mnist_edge-{__version__}.dist-info/METADATA").decode()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from mnist_edge.device import images
+from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import pipeline
 
 from .conftest import photo_of
@@ -231,7 +231,7 @@ STYLE_SEED = 424242
 
 
 def _trace_of(style: str, digit: np.ndarray) -> list[dict]:
-    from mnist_edge.device import synth
+    from mnist_edge.device.evaluation import synth
     from mnist_edge.device.reading.trace import Trace
 
     rng = np.random.default_rng([STYLE_SEED, synth.STYLES.index(style)])

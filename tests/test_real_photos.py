@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_edge.device import bundled, real_photos
-from mnist_edge.device import model as device_model
 from mnist_edge.device.cli import app
 from mnist_edge.device.errors import BadDataError
+from mnist_edge.device.evaluation import real_photos
+from mnist_edge.device.inference import bundled
+from mnist_edge.device.inference import model as device_model
 
 from .conftest import ROOT, photo_of
 

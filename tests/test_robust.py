@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from mnist_edge.device import bundled, synth
-from mnist_edge.device import model as device_model
 from mnist_edge.device.cli import app
+from mnist_edge.device.evaluation import synth
+from mnist_edge.device.inference import bundled
+from mnist_edge.device.inference import model as device_model
 
 from .conftest import ROOT, mnist_dir
 
@@ -194,7 +195,7 @@ def test_kfold_and_dense_variant(tmp_path):
 def _shadowed_photo() -> tuple[np.ndarray, int]:
     """A render whose page is mostly in shadow: darker than mid-grey, so the first reading
     takes it for a board and finds no sure digit (found with this seed)."""
-    from mnist_edge.device import data
+    from mnist_edge.device.data import mnist as data
 
     x, y = data.load_split("test")
     rng = np.random.default_rng(5)
@@ -259,7 +260,7 @@ def test_second_reading_rule():
 def test_a_sheet_on_a_desk_is_searched_when_the_sheet_is_the_majority():
     """Paper filling most of the frame with the desk showing around it: the desk beside the
     sheet used to read as ink, and its edge as a "1" (22 of these 100 empty frames)."""
-    from mnist_edge.device import data
+    from mnist_edge.device.data import mnist as data
     from mnist_edge.device.reading import decision, pipeline
 
     clf = device_model.load(bundled.NAMES["robust"])

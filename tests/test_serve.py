@@ -24,10 +24,11 @@ pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from mnist_edge.device import bundled, camera  # noqa: E402
-from mnist_edge.device import model as device_model  # noqa: E402
-from mnist_edge.device import serve as srv  # noqa: E402
-from mnist_edge.device.live import Reader  # noqa: E402
+from mnist_edge.device.inference import bundled  # noqa: E402
+from mnist_edge.device.inference import model as device_model  # noqa: E402
+from mnist_edge.device.live import serve as srv  # noqa: E402
+from mnist_edge.device.live import sources as camera  # noqa: E402
+from mnist_edge.device.live.loop import Reader  # noqa: E402
 
 from .conftest import ROOT  # noqa: E402
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mnist_edge.convert.c_array import c_source, parse_c_array
-from mnist_edge.device import model as device_model
+from mnist_edge.device.inference import model as device_model
 
 from .conftest import BUNDLED, ROOT, mnist_dir
 

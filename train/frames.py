@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mnist_edge.device import synth
+from mnist_edge.device.evaluation import synth
 from mnist_edge.device.reading import pipeline
 
 from . import augment

@@ -27,7 +27,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import numpy as np
 
-from mnist_edge.device import atomic, data
+from mnist_edge.device import atomic
+from mnist_edge.device.data import mnist as data
 from mnist_edge.device.errors import MnistEdgeError
 
 # The tutorial's recipe.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mnist_edge.device.model import NONE, Classifier
+from mnist_edge.device.inference.model import NONE, Classifier
 
 from . import pipeline
 from .params import DEFAULT, Params

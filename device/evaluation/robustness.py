@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import evaluate, idx, real_photos, synth, timing
-from .datasets import first_and_second
-from .errors import BadDataError
-from .model import NONE, Classifier
+from mnist_edge.device.data import idx
+from mnist_edge.device.errors import BadDataError
+from mnist_edge.device.evaluation import evaluate, real_photos, synth
+from mnist_edge.device.evaluation.datasets import first_and_second
+from mnist_edge.device.inference import timing
+from mnist_edge.device.inference.model import NONE, Classifier
 
 CORRUPTIONS = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale",
                "rotate", "brightness", "translate", "stripe", "fog", "spatter", "dotted_line",

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from . import runtime
+from mnist_edge.device.inference import runtime
 
 
 def platform_facts() -> dict[str, Any]:

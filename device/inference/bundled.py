@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).parent / "models"
+MODELS_DIR = Path(__file__).parent.parent / "models"
 FAMILIES = {"robust": "mnist_robust", "tutorial": "mnist_cnn"}  # family -> file stem
 DEFAULT = "robust"
 

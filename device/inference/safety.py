@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadModelError
-from .native_stderr import quiet_native_stderr
-from .runtime import Runtime
+from mnist_edge.device.errors import BadModelError
+from mnist_edge.device.inference.runtime import Runtime
+from mnist_edge.device.native_stderr import quiet_native_stderr
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024  # MNIST classifiers are KB to a few MB
 MANIFEST = "manifest.json"

@@ -37,10 +37,12 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from . import camera, classify, images
-from .errors import BadImageError, CameraError
-from .live import Reader, Stable, reading_of
-from .reading import decision
+from mnist_edge.device.errors import BadImageError, CameraError
+from mnist_edge.device.live import sources as camera
+from mnist_edge.device.live.loop import Reader, Stable, reading_of
+from mnist_edge.device.reading import decision
+from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading import files as classify
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 10 * 1024 * 1024  # bytes; larger uploads get 413

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data, idx, images
-from .errors import BadDataError
-from .model import NONE
-from .reading import pipeline
+from mnist_edge.device.data import idx
+from mnist_edge.device.data import mnist as data
+from mnist_edge.device.errors import BadDataError
+from mnist_edge.device.inference.model import NONE
+from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading import pipeline
 
 CLASS_FOLDERS = {**{str(d): d for d in range(10)}, "none": NONE}
 

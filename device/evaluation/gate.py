@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import evaluate, safety
-from .datasets import EvalSet
-from .evaluate import ModelResult
-from .model import Classifier
+from mnist_edge.device.evaluation import evaluate
+from mnist_edge.device.evaluation.datasets import EvalSet
+from mnist_edge.device.evaluation.evaluate import ModelResult
+from mnist_edge.device.inference import safety
+from mnist_edge.device.inference.model import Classifier
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from . import quant, safety
-from .errors import BadModelError, UnsupportedModelError
-from .native_stderr import quiet_native_stderr
-from .runtime import Runtime, choose
+from mnist_edge.device.errors import BadModelError, UnsupportedModelError
+from mnist_edge.device.inference import quant, safety
+from mnist_edge.device.inference.runtime import Runtime, choose
+from mnist_edge.device.native_stderr import quiet_native_stderr
 
 ACCEPTED_INPUT_SHAPES = ((28, 28, 1), (28, 28), (784,))
 NONE = 10  # index of the "no digit" output of an 11-output model

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Classifier
+from mnist_edge.device.inference.model import Classifier
 
 
 @dataclass
@@ -63,7 +63,7 @@ def batch_throughput(clf: Classifier, batch: int = 64, runs: int = 50) -> float 
     model's batch size is fixed at 1."""
     if not clf.dynamic_batch:
         return None
-    from .native_stderr import quiet_native_stderr
+    from mnist_edge.device.native_stderr import quiet_native_stderr
 
     with quiet_native_stderr():
         interp = clf.runtime.make(clf.path.read_bytes())

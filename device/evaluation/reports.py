@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .evaluate import ModelResult
-from .model import NONE
+from mnist_edge.device.evaluation.evaluate import ModelResult
+from mnist_edge.device.inference.model import NONE
 
 CLASS_NAMES = [str(d) for d in range(10)] + ["none"]
 

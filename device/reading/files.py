@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from . import atomic, images
-from .errors import BadImageError
-from .model import Classifier
-from .reading.decision import Prediction, read
-from .reading.trace import Trace
+from mnist_edge.device import atomic
+from mnist_edge.device.errors import BadImageError
+from mnist_edge.device.inference.model import Classifier
+from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading.decision import Prediction, read
+from mnist_edge.device.reading.trace import Trace
 
 
 def classify_file(clf: Classifier, path: Path, multi: bool = False, min_confidence: float = 0.0,

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 
-from . import camera
-from .classify import as_json, number
-from .errors import CameraError
-from .model import Classifier
-from .reading.decision import Prediction, read
+from mnist_edge.device.errors import CameraError
+from mnist_edge.device.inference.model import Classifier
+from mnist_edge.device.live import sources as camera
+from mnist_edge.device.reading.decision import Prediction, read
+from mnist_edge.device.reading.files import as_json, number
 
 
 class Stable:

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import images
-from .errors import BadImageError, CameraError, UsageError
+from mnist_edge.device.errors import BadImageError, CameraError, UsageError
+from mnist_edge.device.reading import decode as images
 
 CAMERA_HINT = (
     "check the cable and that no other program (libcamera-hello, another mnist-edge) "

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import atomic
-from .errors import UsageError
+from mnist_edge.device import atomic
+from mnist_edge.device.errors import UsageError
 
 SHADES = " ░▒▓█"
 

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from . import __version__
-from .errors import UsageError
+from mnist_edge.device import __version__
+from mnist_edge.device.errors import UsageError
 
 DISCOVERY_PREFIX = "homeassistant"
 ENV_USER, ENV_PASSWORD = "MNIST_EDGE_MQTT_USERNAME", "MNIST_EDGE_MQTT_PASSWORD"

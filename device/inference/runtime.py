@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import RuntimeNotFoundError, UsageError
+from mnist_edge.device.errors import RuntimeNotFoundError, UsageError
 
 ENV_VAR = "MNIST_EDGE_RUNTIME"
 # name -> (module holding Interpreter, distribution name)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import Classifier
-from .reading import decision
+from mnist_edge.device.inference.model import Classifier
+from mnist_edge.device.reading import decision
 
 SCHEMA = 2  # of the JSON lines `mnist-edge check --json` prints
 MAX_DROP_PP = 0.5  # percentage points of accuracy a quantized model may lose

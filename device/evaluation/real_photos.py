@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import images
-from .classify import number
-from .errors import BadDataError, BadImageError
-from .model import Classifier
-from .reading import decision
+from mnist_edge.device.errors import BadDataError, BadImageError
+from mnist_edge.device.inference.model import Classifier
+from mnist_edge.device.reading import decision
+from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading.files import number
 
 CATEGORIES = ("single", "drawn", "multi")
 

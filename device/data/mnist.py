@@ -21,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import atomic, idx
-from .errors import BadDataError, DataNotFoundError
+from mnist_edge.device import atomic
+from mnist_edge.device.data import idx
+from mnist_edge.device.errors import BadDataError, DataNotFoundError
 
 ENV_VAR = "MNIST_EDGE_DATA"
-BUNDLED_DIR = Path(__file__).parent / "data"
+BUNDLED_DIR = Path(__file__).parent  # the MNIST test set shipped with the package
 
 # SHA-256 of the decompressed files (identical for every mirror and recompression).
 SHA256 = {
