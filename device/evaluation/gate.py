@@ -120,3 +120,30 @@ def _name(results: list[ModelResult]) -> None:
         ):
             depth += 1
         r.name = "/".join(parts[id(r)][-depth:])
+
+
+@dataclass
+class Outcome:
+    """The run's verdict: passed (None: nothing was gated), the failed and ungated models and
+    the one summary line `check` prints."""
+
+    passed: bool | None
+    failed: list[ModelResult]
+    ungated: list[ModelResult]
+    summary: str
+
+
+def outcome(results: list[ModelResult], thresholds: Thresholds) -> Outcome:
+    passed = evaluate.overall(results)
+    ungated = [r for r in results if r.passed is None and r.role != "reference"]
+    failed = [r for r in results if r.passed is False]
+    if failed:
+        summary = f"gate FAILED for {len(failed)} of {len(results)} models ({thresholds.describe()})"
+    elif passed is None:
+        summary = ("not gated: no model had a reference or a floor (give --reference or "
+                   "--min-accuracy; --require-gate makes this exit 1)")
+    else:
+        summary = f"gate passed ({thresholds.describe()})"
+        if ungated:
+            summary += f"; not gated: {', '.join(r.name for r in ungated)}"
+    return Outcome(passed, failed, ungated, summary)

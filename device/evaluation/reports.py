@@ -1,15 +1,18 @@
-"""What `mnist-edge check` writes for people and CI systems: a Markdown table (also for
+"""What `mnist-edge check` writes for people and CI systems: the text table and JSON lines, a
+Markdown table (also for
 GitHub's step summary), JUnit XML (a testcase per model; a failed gate is a failure with its
 reason; "not gated" is a skipped test) and per-class accuracy with a confusion matrix."""
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from mnist_edge.device.evaluation.evaluate import ModelResult
+from mnist_edge.device.evaluation.evaluate import SCHEMA, ModelResult
 from mnist_edge.device.inference.model import NONE
 
 CLASS_NAMES = [str(d) for d in range(10)] + ["none"]
@@ -112,3 +115,31 @@ def junit(results: Sequence[ModelResult], dataset: str, images: int) -> bytes:
     suites = ET.Element("testsuites", tests=str(len(results)), failures=str(failures))
     suites.append(suite)
     return ET.tostring(suites, encoding="utf-8", xml_declaration=True)
+
+
+def table(results: Sequence[ModelResult], dataset: str, images: int, summary: str) -> str:
+    """The plain-text table `check` prints, with its summary line."""
+    width = max(30, *(len(r.name) for r in results))
+    lines = [f"{'model':{width}s} {'accuracy':>9s} {'drop pp':>8s} {'agreement':>10s}  "
+             f"{'reference':28s} verdict"]
+    for r in results:
+        refname = "—" if r.reference is None else Path(r.reference.split(" (")[0]).name
+        agree = "—" if r.agreement is None else f"{r.agreement:.2%}"
+        drop = "—" if r.drop_pp is None else f"{r.drop_pp:+.2f}"
+        lines.append(f"{r.name:{width}s} {r.accuracy:9.2%} {drop:>8s} {agree:>10s}  "
+                     f"{refname:28s} {r.verdict}")
+    lines.append(f"{images:,} images ({dataset}); {summary}")
+    return "\n".join(lines)
+
+
+def json_lines(results: Sequence[ModelResult], dataset: str, images: int, passed: bool | None,
+               thresholds: dict[str, float | None], failed: Sequence[ModelResult],
+               ungated: Sequence[ModelResult]) -> list[str]:
+    """`check --json`: one object per model, then the summary object (schema evaluate.SCHEMA)."""
+    rows = [json.dumps({**r.to_json(), "images": images}) for r in results]
+    rows.append(json.dumps({
+        "schema": SCHEMA, "summary": True, "passed": passed, "dataset": dataset,
+        "images": images, **thresholds,
+        "failed": [r.model for r in failed], "not_gated": [r.model for r in ungated],
+    }))
+    return rows

@@ -107,9 +107,13 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | None,
                json_out: bool, show: bool, timeout: float, retries: int,
-               say: Callable[[str], None], min_confidence: float = 0.0, stable: int = 1,
-               multi: bool = False, publisher: Any = None) -> int:
-    """Returns the exit code: 0 at the end of the stream, the frame limit, Ctrl-C or SIGTERM;
+               say: Callable[[str], None], emit: Callable[[str], None],
+               min_confidence: float = 0.0, stable: int = 1, multi: bool = False,
+               publisher: Any = None) -> int:
+    """Read `spec` until its end, `frames`, Ctrl-C or SIGTERM: each result line goes to `emit`
+    (stdout in the CLI), messages for people to `say` (stderr).
+
+    Returns the exit code: 0 at the end of the stream, the frame limit, Ctrl-C or SIGTERM;
     2 when a file or folder gave no readable frame at all."""
     skipped: list[str] = []
 
@@ -136,10 +140,10 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
                     elapsed = time.perf_counter() - start
                     publisher.camera(True, fps=count / elapsed if elapsed > 0 else None)
                 if json_out:
-                    print(json.dumps(reader.describe(preds, count - 1, name)), flush=True)
+                    emit(json.dumps(reader.describe(preds, count - 1, name)))
                 elif new:
                     where = f" [{name.name}]" if name is not None else ""
-                    print(f"frame {count - 1}{where}: {text_of(preds, multi)}", flush=True)
+                    emit(f"frame {count - 1}{where}: {text_of(preds, multi)}")
                 if window is not None and not window.draw(frame, reader.roi(frame), preds[0].digit):
                     break
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import io
 import json
+import socket
 import threading
 import time
 from collections import deque
@@ -37,7 +38,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mnist_edge.device.errors import BadImageError, CameraError
+from mnist_edge.device.errors import BadImageError, CameraError, UsageError
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.live.loop import Reader, Stable, reading_of
 from mnist_edge.device.reading import decision
@@ -413,3 +414,62 @@ OPENAPI: dict[str, Any] = {
                              "responses": {"200": {"description": "text"}}}},
     },
 }
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (UsageError when the address is taken or foreign)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP; without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    return sock
+
+
+def url(host: str, port: int, token: str | None) -> str:
+    """The address to print: the hostname for a wildcard bind, IPv6 literals in brackets."""
+    shown = socket.gethostname() + ".local" if host in ("0.0.0.0", "::") else host
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def run(web: Starlette, sock: socket.socket, loop: CameraLoop | None, state: LiveState) -> None:
+    """Serve until SIGINT/SIGTERM, then stop the camera thread, the socket and MQTT."""
+    import signal
+
+    import uvicorn
+
+    if loop is not None:
+        loop.start()
+    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", access_log=False,
+                                           timeout_graceful_shutdown=2))
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the
+    # handlers it found: make those no-ops, so the caller's summary is printed and it exits 0.
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if loop is not None:
+            loop.stop.set()
+            if loop.is_alive():
+                loop.join(timeout=5)
+        sock.close()
+        if state.publisher is not None:
+            state.publisher.close()
+
+
+def summary(state: LiveState, source: str) -> str:
+    requests = sum(state.metrics.requests.values())
+    return (f"stopped: {requests} requests served, {state.metrics.frames} frames from {source}, "
+            f"{state.metrics.frame_errors} frame errors, up {time.time() - state.started:.0f} s")

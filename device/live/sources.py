@@ -22,6 +22,8 @@ import numpy as np
 from mnist_edge.device.errors import BadImageError, CameraError, UsageError
 from mnist_edge.device.reading import decode as images
 
+TIMEOUT_S = 2.0  # seconds to wait for a frame before reconnecting
+RETRIES = 3  # reconnect attempts before giving up
 CAMERA_HINT = (
     "check the cable and that no other program (libcamera-hello, another mnist-edge) "
     "holds the camera; list cameras with `libcamera-hello --list-cameras` or `v4l2-ctl "
@@ -173,7 +175,7 @@ class Picamera2Source:
             self.cam = None
 
 
-class _Reader:
+class _ReadThread:
     """One long-lived thread that reads `source` on request, so a read can time out without
     a thread per frame. A read that never returns keeps this thread; `stop` then reports
     False and the caller must not close the source under it."""
@@ -217,7 +219,7 @@ class Resilient:
 
     live = True
 
-    def __init__(self, opener: Callable[[], Source], *, timeout: float = 2.0, retries: int = 3,
+    def __init__(self, opener: Callable[[], Source], *, timeout: float = TIMEOUT_S, retries: int = RETRIES,
                  backoff: float = 0.5, frozen_after: int = 60,
                  sleep: Callable[[float], None] | None = None,
                  log: Callable[[str], None] | None = None):
@@ -227,7 +229,7 @@ class Resilient:
         self.log = log or (lambda _msg: None)
         self.reconnects = 0
         self.source = self._open_with_retries()
-        self.reader = _Reader(self.source)
+        self.reader = _ReadThread(self.source)
         self.name = self.source.name
         self._last_hash: bytes | None = None
         self._same = 0
@@ -276,7 +278,7 @@ class Resilient:
                 self.sleep(self.backoff * 2**attempt)
                 self.reconnects += 1
                 self.source = self._open_with_retries()
-                self.reader = _Reader(self.source)
+                self.reader = _ReadThread(self.source)
         return None  # unreachable
 
     def _close_source(self) -> None:
@@ -316,6 +318,17 @@ def open_source(spec: str, log: Callable[[str], None] | None = None, **resilienc
     )
 
 
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """"x,y,w,h": four whole numbers of pixels, w and h above 0 (UsageError otherwise)."""
+    parts = text.split(",")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        raise UsageError(f"--roi {text}: expected x,y,w,h: four whole numbers of pixels")
+    x, y, w, h = (int(p) for p in parts)
+    if w == 0 or h == 0:
+        raise UsageError(f"--roi {text}: w and h must be above 0")
+    return x, y, w, h
+
+
 @dataclass
 class Roi:
     x: int
@@ -330,11 +343,8 @@ class Roi:
         if text is None:
             side = int(min(h, w) * 0.6)
             return Roi((w - side) // 2, (h - side) // 2, side, side)
-        try:
-            x, y, rw, rh = (int(v) for v in text.split(","))
-        except ValueError:
-            raise UsageError(f"--roi {text}: expected x,y,w,h in pixels") from None
-        if rw <= 0 or rh <= 0 or x < 0 or y < 0 or x + rw > w or y + rh > h:
+        x, y, rw, rh = parse_roi(text)
+        if x + rw > w or y + rh > h:
             raise UsageError(f"--roi {text}: outside the {w}x{h} frame")
         return Roi(x, y, rw, rh)
 

@@ -86,6 +86,22 @@ def number(preds: list[Prediction]) -> str | None:
     return " ".join(rows[r] for r in sorted(rows)) or None
 
 
+def describe(preds: list[Prediction], multi: bool = False, top_k: int = 1) -> str:
+    """The answer as `classify` prints it after the file name."""
+    first = preds[0]
+    if first.digit is None:
+        return first.describe()
+    if multi:
+        parts = ", ".join(f"{p.digit} ({p.confidence:.1%})" for p in preds if p.digit is not None)
+        lines = number(preds) or ""
+        where = f" ({lines.count(' ') + 1} lines, top to bottom)" if " " in lines else ""
+        return f"{lines}{where}  [{parts}]"
+    if top_k > 1:
+        ranked = "  ".join(f"{d} {p:.1%}" for d, p in first.top_k(top_k))
+        return f"{first.digit}  ({ranked})"
+    return first.describe()
+
+
 def save_debug(folder: Path, source: Path, preds: list[Prediction],
                taken: set[str] | None = None, trace: Trace | None = None) -> list[Path]:
     """Write the 28x28 image(s) the model saw as PNG and, with a trace, each stage's image

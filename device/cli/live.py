@@ -1,0 +1,157 @@
+"""`mnist-edge camera` and `mnist-edge serve`: reading live frames."""
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mnist_edge.device.cli import support
+from mnist_edge.device.cli.app import app, one_line_errors, say
+from mnist_edge.device.cli.options import (
+    DEFAULT_MIN_CONFIDENCE,
+    DEFAULT_RETRIES,
+    DEFAULT_TIMEOUT_S,
+    DiscoveryOpt,
+    JsonOpt,
+    MinConfidenceOpt,
+    ModelOpt,
+    MqttCaOpt,
+    MqttDeviceOpt,
+    MqttOpt,
+    MqttPrefixOpt,
+    MultiOpt,
+    RetriesOpt,
+    RoiOpt,
+    RuntimeOpt,
+    StableOpt,
+    ThreadsOpt,
+    TimeoutOpt,
+    TrustOpt,
+)
+from mnist_edge.device.errors import UsageError
+
+
+@app.command(short_help="Read digits live from a camera, video or folder.")
+@one_line_errors
+def camera(
+    source: Annotated[str, typer.Option("--source", "-s", help="auto | picamera2 | opencv:N "
+                                        "| VIDEO file | DIR of frames.")] = "auto",
+    frames: Annotated[int | None, typer.Option("--frames", "-n", min=1, help="Stop after N "
+                      "frames (default: until Ctrl-C or the end of a file/folder).",
+                      show_default=False)] = None,
+    roi: RoiOpt = None,
+    model: ModelOpt = None,
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    stable: StableOpt = 1,
+    multi: MultiOpt = False,
+    json_out: JsonOpt = False,
+    show: Annotated[bool, typer.Option("--show", help="Draw the ROI and the prediction in a "
+                                       "window (needs a display and GUI OpenCV).")] = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    mqtt: MqttOpt = None,
+    mqtt_prefix: MqttPrefixOpt = "mnist-edge",
+    mqtt_device: MqttDeviceOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    discovery: DiscoveryOpt = True,
+    mqtt_forget: Annotated[bool, typer.Option("--mqtt-forget", help="Remove this device from "
+                           "the broker and Home Assistant (clear its retained configs and "
+                           "state), then exit.")] = False,
+    runtime: RuntimeOpt = None,
+    threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
+) -> None:
+    """Classify live camera frames (Pi camera, webcam), a video file or a folder of frames.
+
+    Prints the digit when it changes (or a JSON line per frame) and frames/s at the end;
+    with --mqtt, publishes each new reading (Home Assistant finds the device)."""
+    from mnist_edge.device.live.loop import run_camera
+
+    if mqtt_forget:
+        if mqtt is None:
+            raise UsageError("--mqtt-forget needs --mqtt URL (the broker to remove the device from)")
+        publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, False, Path("-"))
+        removed = publisher.forget()
+        publisher.close()
+        if not removed:
+            say(f"error: {mqtt}: the broker did not accept the connection; nothing removed")
+            raise typer.Exit(1)
+        say(f"removed {publisher.base} and its Home Assistant configs from {mqtt}")
+        raise typer.Exit(0)
+    clf = support.load(model, runtime, threads, trust_model)
+    publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
+    try:
+        code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
+                          timeout=timeout, retries=retries, say=say, emit=typer.echo,
+                          min_confidence=min_confidence, stable=stable, multi=multi,
+                          publisher=publisher)
+    finally:
+        if publisher is not None:
+            publisher.close()
+    raise typer.Exit(code)
+
+
+@app.command(short_help="Live view and HTTP API for a headless Pi.")
+@one_line_errors
+def serve(
+    source: Annotated[str, typer.Option("--source", "-s", help="none | auto | picamera2 | "
+                                        "opencv:N | VIDEO file | DIR of frames.")] = "none",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; anything but "
+                                      "loopback requires a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8080,
+    model: ModelOpt = None,
+    roi: RoiOpt = None,
+    stable: StableOpt = 1,
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    multi: MultiOpt = False,
+    token: Annotated[str | None, typer.Option("--token", help="API token (default: generated "
+                     "when --host is not loopback).", show_default=False)] = None,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
+                             "upload, MB (larger: 413).")] = 10.0,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    mqtt: MqttOpt = None,
+    mqtt_prefix: MqttPrefixOpt = "mnist-edge",
+    mqtt_device: MqttDeviceOpt = None,
+    mqtt_ca: MqttCaOpt = None,
+    discovery: DiscoveryOpt = True,
+    runtime: RuntimeOpt = None,
+    threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
+) -> None:
+    """A live view and an HTTP API for a headless Pi (needs the [serve] extra).
+
+    Open the printed URL on a phone: the camera stream with the reading, photo upload and a
+    drawing canvas. API: POST /api/classify, GET /api/latest, /api/events, /api/stream.mjpg,
+    /healthz, /metrics. Ctrl-C or SIGTERM stops it with a summary line."""
+    import secrets
+
+    missing = [m for m in ("starlette", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError("`mnist-edge serve` needs the serve extra: pip install 'mnist-edge[serve]'"
+                         f" (missing: {', '.join(missing)})")
+    from mnist_edge.device.live import serve as srv
+    from mnist_edge.device.live import sources
+    from mnist_edge.device.live.loop import Reader
+
+    clf = support.load(model, runtime, threads, trust_model)
+    if token is None and host not in srv.LOOPBACK:
+        token = secrets.token_urlsafe(16)
+
+    def open_source() -> sources.Source:
+        return sources.open_source(source, log=say, timeout=timeout, retries=retries)
+
+    if source != "none":
+        open_source().close()
+    sock = srv.listen(host, port)
+    reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
+    state = srv.LiveState()
+    loop = srv.CameraLoop(open_source, reader, state, stable=stable, log=say) if source != "none" else None
+    web = srv.create_app(reader, state, token=token, max_upload=int(max_upload_mb * 1024 * 1024),
+                         source_name=source)
+    state.publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
+    say(f"mnist-edge serve: {srv.url(host, port, token)}  (model {clf.path.name}, source "
+        f"{source}; Ctrl-C to stop)")
+    srv.run(web, sock, loop, state)
+    say(srv.summary(state, source))

@@ -1,0 +1,81 @@
+"""What the commands share: loading a model (with the reading-version warning), writable
+folders and reports, the MQTT publisher."""
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mnist_edge.device.cli.app import say
+from mnist_edge.device.cli.options import RuntimeName
+from mnist_edge.device.errors import BadModelError, UsageError
+from mnist_edge.device.inference import bundled
+
+if TYPE_CHECKING:
+    from mnist_edge.device.inference.model import Classifier
+
+
+def load(path: Path | None, runtime: RuntimeName | None, threads: int | None = None,
+         trust: bool = False) -> "Classifier":
+    """The model at `path` (a file or a bundled name), verified and loaded."""
+    from mnist_edge.device.inference import model
+
+    path = bundled.resolve(path)
+    if path in bundled.NAMES.values() and not path.is_file():
+        raise BadModelError(
+            f"{path}: no bundled model in this install; run `make bundle` / `make "
+            "bundle-robust` in the source tree, or pass --model FILE.tflite"
+        )
+    clf = model.load(path, runtime=runtime.value if runtime else None, threads=threads,
+                     trust_model=trust)
+    warn_reading_mismatch(path)
+    return clf
+
+
+def warn_reading_mismatch(path: Path) -> None:
+    """One line on stderr when the model was trained on crops of another reading pipeline."""
+    from mnist_edge.device.inference import safety
+    from mnist_edge.device.reading.params import DEFAULT as READING
+
+    trained = safety.reading_version(path)
+    if trained is not None and trained != READING.version():
+        say(f"warning: {path.name} was trained on crops of reading pipeline {trained}; this "
+            f"install reads with {READING.version()}: photos may read worse (retrain with "
+            "`make train-robust bundle-robust`)")
+
+
+def publisher(url: str | None, prefix: str, device: str | None, ca: Path | None,
+              discovery: bool, model_path: Path) -> Any:
+    """A started live.mqtt.Publisher for --mqtt, or None."""
+    if url is None:
+        return None
+    if importlib.util.find_spec("paho") is None:
+        raise UsageError("--mqtt needs the mqtt extra: pip install 'mnist-edge[mqtt]'")
+    from mnist_edge.device.live import mqtt
+
+    started = mqtt.Publisher(mqtt.parse_url(url), device=device, prefix=prefix,
+                             discovery=discovery, ca_file=ca, model=model_path.name, log=say)
+    started.start()
+    return started
+
+
+def writable_folder(folder: Path, option: str) -> None:
+    """A folder that exists or can be made, and takes files: else one line, exit 2."""
+    import os
+
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option} {folder}: cannot create it ({e.strerror or e})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option} {folder}: not writable")
+
+
+def write_report(write: Callable[[], object], target: Path) -> None:
+    """Run `write`; a failure to write `target` is one line, exit 2."""
+    try:
+        write()
+    except OSError as e:
+        raise UsageError(f"{target}: cannot write ({e.strerror or e})") from None
