@@ -36,8 +36,8 @@ def scene(kind: str, rng: np.random.Generator, h: int = 480, w: int = 640) -> np
         g += rng.normal(0, 0.02, (h, w))
     else:
         g = np.full((h, w), rng.uniform(0.05, 0.3))
-        y = int(rng.integers(50, 400))
-        g[y:y + int(rng.integers(3, 20)), int(rng.integers(0, 200)):int(rng.integers(300, 640))] = 0.9
+        top = int(rng.integers(50, 400))
+        g[top:top + int(rng.integers(3, 20)), int(rng.integers(0, 200)):int(rng.integers(300, 640))] = 0.9
         g += rng.normal(0, 0.02, (h, w))
     return np.clip(g, 0, 1).astype(np.float32)
 

@@ -32,7 +32,7 @@ def make_video(path: Path, frames: int) -> None:
     x, _ = data.load_split("test")
     rng = np.random.default_rng(5)
     styles = ("plain", "uneven", "ruled", "textured")
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 480))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 30, (640, 480))
     for i in range(min(frames, 60)):
         style = styles[i % len(styles)]
         g = synth.empty(rng, style, base=480) if i % 4 == 3 else synth.photo(x[i], rng, style, base=480)
@@ -52,12 +52,12 @@ def peer_read(frame: np.ndarray, clf: model.Classifier) -> int:
     roi = mask[y:y + h, x:x + w]
     s = 20 / max(w, h)
     roi = cv2.resize(roi, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-    out = np.zeros((28, 28), np.uint8)
+    out: np.ndarray = np.zeros((28, 28), np.uint8)
     oy, ox = (28 - roi.shape[0]) // 2, (28 - roi.shape[1]) // 2
     out[oy:oy + roi.shape[0], ox:ox + roi.shape[1]] = roi
     m = cv2.moments(out)
     if m["m00"]:
-        shift = np.float32([[1, 0, 14 - m["m10"] / m["m00"]], [0, 1, 14 - m["m01"] / m["m00"]]])
+        shift = np.array([[1, 0, 14 - m["m10"] / m["m00"]], [0, 1, 14 - m["m01"] / m["m00"]]], np.float32)
         out = cv2.warpAffine(out, shift, (28, 28))
     return int(np.argmax(clf.predict_one(out)))
 

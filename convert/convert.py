@@ -24,6 +24,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -203,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             entry["reference"] = reference if res.quantized else None
             entry["gate"] = "reference" if not res.quantized else ("pass" if res.passed else "FAIL")
 
-        manifest = {
+        manifest: dict[str, Any] = {
             "schema": 1,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source_model": {

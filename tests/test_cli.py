@@ -28,7 +28,9 @@ def run(*args: str):
 
 
 def label_of(path: Path) -> int:
-    return int(re.match(r"digit(\d)", path.name).group(1))
+    found = re.match(r"digit(\d)", path.name)
+    assert found is not None, path
+    return int(found.group(1))
 
 
 def test_help_and_version():

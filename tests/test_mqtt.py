@@ -46,6 +46,7 @@ class Broker:
         user = "user root\n" if os.geteuid() == 0 else ""
         conf.write_text(f"listener {self.port} 127.0.0.1\npersistence false\n{user}{self.extra}")
         self.log = open(self.folder / "mosquitto.log", "ab")  # noqa: SIM115
+        assert MOSQUITTO is not None
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=self.log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
@@ -216,7 +217,7 @@ def test_broker_restart_loses_nothing_but_the_newest_is_there(tmp_path):
     logs: list[str] = []
     pub = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{b.port}", {}), device="r",
                          log=logs.append)
-    pub.client.reconnect_delay_set(min_delay=0.2, max_delay=0.5)
+    pub.client.reconnect_delay_set(min_delay=0.2, max_delay=0.5)  # type: ignore[arg-type]
     pub.start()
     try:
         listener = Listener(b.port)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -40,3 +41,23 @@ def test_version_is_the_packages():
 
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output.strip() == f"mnist-edge {__version__}"
+
+
+@pytest.mark.slow
+def test_mypy_resolves_our_modules_in_every_folder(tmp_path):
+    """mypy sees train/, device/ and the tests through real module names: a wrong argument to a
+    device function, injected into a copy of train/, is an error (with `Any` it would pass)."""
+    pytest.importorskip("mypy")
+    copy = tmp_path / "repo"
+    skip = shutil.ignore_patterns(".venv", ".git", "node_modules", "build", "models", "*.egg-info",
+                                  ".mypy_cache", "__pycache__", ".pytest_cache", "ci-reports")
+    shutil.copytree(ROOT, copy, symlinks=True, ignore=skip)
+    (copy / "models").mkdir()
+    (copy / "train" / "injected.py").write_text(
+        "from mnist_edge.device.inference import bundled\n\n\n"
+        "def wrong() -> None:\n    bundled.resolve(3.5)\n")
+    res = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental"], cwd=copy,
+                         capture_output=True, text=True)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert 'mnist_edge/train/injected.py:5: error: Argument 1 to "resolve"' in res.stdout
+    assert res.stdout.count("error:") == 1, res.stdout

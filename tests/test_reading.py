@@ -36,7 +36,7 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 def case_rgba_transparent(digit):
     """A drawing-app export: black strokes on a transparent background."""
-    big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.BICUBIC))
+    big = np.asarray(Image.fromarray(digit).resize((112, 112), Image.Resampling.BICUBIC))
     rgba = np.zeros((112, 112, 4), np.uint8)
     rgba[..., 3] = big
     return _encode(Image.fromarray(rgba, "RGBA"), "PNG")
@@ -44,7 +44,7 @@ def case_rgba_transparent(digit):
 
 def case_16bit_ramp(digit):
     """A 16-bit scan: dark ink over a paper background that ramps across the page."""
-    big = np.asarray(Image.fromarray(digit).resize((84, 84), Image.BICUBIC), np.float64) / 255
+    big = np.asarray(Image.fromarray(digit).resize((84, 84), Image.Resampling.BICUBIC), np.float64) / 255
     paper = np.linspace(50000, 62000, 84)[None, :].repeat(84, 0)
     arr = (paper * (1 - 0.85 * big)).astype(np.uint16)
     return _encode(Image.fromarray(arr), "PNG")
@@ -61,7 +61,7 @@ def case_exif_rotated(digit):
 
 def case_white_on_black(digit):
     """Chalk on a blackboard: light digit, dark background, larger than MNIST."""
-    big = np.asarray(Image.fromarray(digit).resize((90, 90), Image.BILINEAR), np.float64)
+    big = np.asarray(Image.fromarray(digit).resize((90, 90), Image.Resampling.BILINEAR), np.float64)
     canvas = np.full((150, 150), 25.0)
     canvas[30:120, 30:120] += big * 0.85
     return _encode(Image.fromarray(canvas.astype(np.uint8)), "PNG")
@@ -70,7 +70,7 @@ def case_white_on_black(digit):
 def case_off_centre(digit):
     """A small digit in the bottom-right corner of a large white page."""
     canvas = np.full((300, 400), 240, np.uint8)
-    small = np.asarray(Image.fromarray(digit).resize((56, 56), Image.BICUBIC))
+    small = np.asarray(Image.fromarray(digit).resize((56, 56), Image.Resampling.BICUBIC))
     canvas[220:276, 320:376] = 240 - (small * 0.9).astype(np.uint8)
     return _encode(Image.fromarray(canvas), "PNG")
 
@@ -79,7 +79,7 @@ def case_sheet_on_desk(digit):
     """A small sheet on a dark desk: most pixels are dark, yet the ink is the dark part."""
     canvas = np.full((300, 400), 35, np.uint8)
     canvas[60:240, 110:290] = 215
-    big = np.asarray(Image.fromarray(digit).resize((100, 100), Image.BICUBIC))
+    big = np.asarray(Image.fromarray(digit).resize((100, 100), Image.Resampling.BICUBIC))
     canvas[100:200, 150:250] -= (big * 0.7).astype(np.uint8)
     return _encode(Image.fromarray(canvas), "PNG")
 
@@ -168,7 +168,7 @@ def test_sheets_on_a_desk_accuracy(test_split, int8_model):
 
 def _on_paper(digit, rng, size=160, ink=0.7):
     """A 640x480 frame of paper (0.85) with a dark digit of `size` px at a random place."""
-    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.BICUBIC), np.float32) / 255
+    big = np.asarray(Image.fromarray(digit).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255
     img = np.full((480, 640), 0.85, np.float32)
     oy, ox = rng.integers(0, 480 - size), rng.integers(0, 640 - size)
     img[oy : oy + size, ox : ox + size] -= ink * big

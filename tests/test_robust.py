@@ -212,10 +212,13 @@ def test_paper_in_shadow_gets_a_second_reading(tmp_path):
     frame, digit = _shadowed_photo()
     assert digit == 2
     first = [decision.predict(clf, d) for d in pipeline.cut(frame)]
-    assert not any(decision.sure(clf.predict_one(p.pixels)) and p.digit == digit for p in first)
+    assert all(p.pixels is not None for p in first)
+    assert not any(decision.sure(clf.predict_one(p.pixels)) and p.digit == digit  # type: ignore[arg-type]
+                   for p in first)
     assert pipeline.doubt_polarity(frame)
     (pred,) = decision.read(clf, frame, min_confidence=0.5)
-    assert pred.digit == digit and pred.confidence >= decision.DEFAULT.second_confidence
+    assert pred.digit == digit and pred.confidence is not None
+    assert pred.confidence >= decision.DEFAULT.second_confidence
     assert pred.second_reading
     # `check --images` applies it the same way
     folder = tmp_path / "set" / str(digit)

@@ -56,7 +56,7 @@ class Running:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.server.install_signal_handlers = lambda: None  # not the main thread
+        self.server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # not the main thread
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)
         if source != "none":
@@ -271,6 +271,7 @@ def test_cli_serve_sigterm_and_token(tmp_path):
     proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.2", "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        assert proc.stderr is not None
         line = proc.stderr.readline()
         assert "?token=" in line  # not 127.0.0.1: a token is generated and printed
         token = line.split("?token=")[1].split()[0]
@@ -319,7 +320,7 @@ def test_real_browser(live):
         page = browser.new_page(viewport={"width": 412, "height": 915})  # a phone's screen
         page.goto(live.url + "/")
         page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=15000)
-        seen = set()
+        seen: set[int] = set()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not {3, 7} <= seen:
             text = page.inner_text("#digit").strip()

@@ -8,7 +8,7 @@ whole training set for an epoch costs seconds, not minutes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -246,7 +246,7 @@ PIPELINE: list[tuple[Augment, float]] = [
 
 
 def augment(x: np.ndarray, rng: np.random.Generator,
-            pipeline: list[tuple[Augment, float]] = PIPELINE) -> np.ndarray:
+            pipeline: Sequence[tuple[Augment, float]] = PIPELINE) -> np.ndarray:
     """Apply each step of `pipeline` to its share of the batch; returns a new array."""
     out = np.asarray(x, np.float32).copy()
     for fn, share in pipeline:

@@ -50,7 +50,8 @@ def font_digits(count: int, rng: np.random.Generator,
     """`count` digits in the fonts, rotated and slanted a little: uint8 (N,28,28), labels."""
     files = files or font_files()
     fonts = [ImageFont.truetype(str(f), CANVAS * 2 // 3) for f in files]
-    out, labels = [], []
+    out: list[np.ndarray] = []
+    labels: list[int] = []
     while len(out) < count:
         digit = int(rng.integers(10))
         font = fonts[int(rng.integers(len(fonts)))]
@@ -112,7 +113,8 @@ SHAPES = {1: _one, 7: _seven, 4: _four, 9: _nine}
 def stroke_digits(count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """`count` procedural digits (1, 4, 7, 9 in the shapes above), pen widths 2-10 px on a
     96 px canvas, shaky: uint8 (N,28,28) and labels."""
-    out, labels = [], []
+    out: list[np.ndarray] = []
+    labels: list[int] = []
     digits = sorted(SHAPES)
     while len(out) < count:
         digit = digits[int(rng.integers(len(digits)))]

@@ -153,7 +153,7 @@ def bench(
     from mnist_edge.device.inference import doctor, timing
 
     paths = model or [p for pair in bundled.families() for p in pair]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path in paths:
         clf = support.load(path, runtime, threads, trust_model)
         t = timing.time_wrapper(clf, runs=runs, warmup=warmup)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+import mnist_edge
 from mnist_edge.device.cli import support
 from mnist_edge.device.cli.app import app, one_line_errors, say
 from mnist_edge.device.cli.options import (
@@ -56,8 +57,8 @@ def classify(
     for path in paths:
         try:
             trace = Trace(images=True) if debug_dir is not None else None
-            preds = files.classify_file(clf, path, multi=multi, min_confidence=min_confidence,
-                                        trace=trace)
+            preds = mnist_edge.read(path, clf, multi=multi, min_confidence=min_confidence,
+                                    trace=trace or False).predictions
         except BadImageError as e:
             say(f"error: {e}")
             if json_out:

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnist_edge.device.cli.app import say
 from mnist_edge.device.cli.options import RuntimeName
-from mnist_edge.device.errors import BadModelError, UsageError
-from mnist_edge.device.inference import bundled
+from mnist_edge.device.errors import UsageError
 
 if TYPE_CHECKING:
     from mnist_edge.device.inference.model import Classifier
@@ -18,17 +17,11 @@ if TYPE_CHECKING:
 def load(path: Path | None, runtime: RuntimeName | None, threads: int | None = None,
          trust: bool = False) -> "Classifier":
     """The model at `path` (a file or a bundled name), verified and loaded."""
-    from mnist_edge.device.inference import model
+    import mnist_edge
 
-    path = bundled.resolve(path)
-    if path in bundled.NAMES.values() and not path.is_file():
-        raise BadModelError(
-            f"{path}: no bundled model in this install; run `make bundle` / `make "
-            "bundle-robust` in the source tree, or pass --model FILE.tflite"
-        )
-    clf = model.load(path, runtime=runtime.value if runtime else None, threads=threads,
-                     trust_model=trust)
-    warn_reading_mismatch(path)
+    clf = mnist_edge.load_model(path, runtime=runtime.value if runtime else None,
+                                threads=threads, trust_model=trust)
+    warn_reading_mismatch(clf.path)
     return clf
 
 
