@@ -81,3 +81,46 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = No
     if compress if compress is not None else path.suffix == ".gz":
         data = gzip.compress(data, mtime=0)
     path.write_bytes(data)
+
+
+def damaged_copy(src: Path, dst: Path, share: float, seed: int = 0) -> Path:
+    """A copy of a TFLite model whose largest int8/float32 weight matrix has `share` of its
+    values replaced by random ones: a weaker model of the same shape, made without TensorFlow
+    (the weights are found in the file by their bytes, read back through the interpreter)."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    data = bytearray(src.read_bytes())
+    interpreter = Interpreter(model_path=str(src))
+    interpreter.allocate_tensors()
+    weights = []
+    for d in interpreter.get_tensor_details():
+        try:
+            value = interpreter.get_tensor(d["index"])
+        except ValueError:  # an activation: no data before invoke
+            continue
+        if value.ndim == 2 and value.dtype in (np.int8, np.float32):
+            weights.append(value)
+    matrix = max(weights, key=lambda w: w.size)
+    raw = matrix.tobytes()
+    at = bytes(data).find(raw)
+    assert at >= 0 and bytes(data).count(raw) == 1, "weights not found once in the file"
+    rng = np.random.default_rng(seed)
+    damaged = matrix.copy().ravel()
+    pick = rng.random(damaged.size) < share
+    if damaged.dtype == np.int8:
+        damaged[pick] = rng.integers(-127, 128, int(pick.sum()))
+    else:
+        damaged[pick] = rng.normal(0, float(np.abs(matrix).max()), int(pick.sum()))
+    data[at:at + len(raw)] = damaged.astype(matrix.dtype).tobytes()
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def weak_int8(tmp_path_factory) -> Path:
+    """The bundled tutorial int8 model with 40% of its dense weights randomised (about 95% on
+    the first 500 test digits, its float32 reference 99+%), alone in a folder: no manifest, so
+    nothing names its reference."""
+    folder = tmp_path_factory.mktemp("weak")
+    return damaged_copy(BUNDLED / "mnist_cnn_int8.tflite", folder / "weak_int8.tflite", 0.4)

@@ -17,12 +17,11 @@ from mnist_edge.device.cli import app
 from mnist_edge.device.evaluation import evaluate, synth
 from mnist_edge.device.inference import model as device_model
 
-from .conftest import BUNDLED, INTEROP, write_idx
+from .conftest import BUNDLED, write_idx
 
 runner = CliRunner()
 INT8 = BUNDLED / "mnist_cnn_int8.tflite"
 FLOAT32 = BUNDLED / "mnist_cnn_float32.tflite"
-FOREIGN = INTEROP / "mattn_float_784.tflite"  # 97.5% on the first 2,000, no manifest
 
 
 def run(*args: str, **kw):
@@ -73,9 +72,9 @@ def test_manifest_recording_a_failed_gate_fails_alone(tmp_path):
     assert "manifest records a failed quantization gate" in res.stderr
 
 
-def test_weak_model_fails_against_the_manifest_reference(tmp_path):
+def test_weak_model_fails_against_the_manifest_reference(tmp_path, weak_int8):
     """A quantized model far below the float32 its manifest names fails, checked alone."""
-    weak = INTEROP / "vardhjain_int8q_784.tflite"
+    weak = weak_int8
     folder = tmp_path / "weak"
     folder.mkdir()
     shutil.copy(weak, folder / "model_int8.tflite")
@@ -89,22 +88,23 @@ def test_weak_model_fails_against_the_manifest_reference(tmp_path):
     assert Path(q["reference"]).name == "model_float32.tflite" and q["drop_pp"] > 1
 
 
-def test_floor_gates_a_model_with_no_reference():
-    low = run("--model", str(FOREIGN), "--limit", "2000", "--min-accuracy", "99", "--json")
+def test_floor_gates_a_model_with_no_reference(weak_int8):
+    low = run("--model", str(weak_int8), "--limit", "2000", "--min-accuracy", "99", "--json")
     assert low.exit_code == 1 and "below the floor of 99%" in rows(low)[0]["reason"]
-    ok = run("--model", str(FOREIGN), "--limit", "2000", "--min-accuracy", "95", "--json")
+    ok = run("--model", str(weak_int8), "--limit", "2000", "--min-accuracy", "80", "--json")
     assert ok.exit_code == 0 and rows(ok)[0]["passed"] is True
 
 
-def test_nothing_to_gate_is_not_gated_never_pass():
-    res = run("--model", str(FOREIGN), "--limit", "500", "--json")
+def test_nothing_to_gate_is_not_gated_never_pass(weak_int8):
+    alone = weak_int8  # quantized, no manifest, no float model in the run
+    res = run("--model", str(alone), "--limit", "500", "--json")
     assert res.exit_code == 0
     model, summary = rows(res)
     assert model["passed"] is None and model["verdict"] == "not gated"
-    assert summary["passed"] is None and summary["not_gated"] == [str(FOREIGN)]
-    text = run("--model", str(FOREIGN), "--limit", "500")
+    assert summary["passed"] is None and summary["not_gated"] == [str(alone)]
+    text = run("--model", str(alone), "--limit", "500")
     assert "pass" not in text.stdout.replace("passed", "") and "not gated" in text.stdout
-    required = run("--model", str(FOREIGN), "--limit", "500", "--require-gate")
+    required = run("--model", str(alone), "--limit", "500", "--require-gate")
     assert required.exit_code == 1 and "--require-gate" in required.stderr
 
 
@@ -194,11 +194,11 @@ def test_idx_pair_matches_the_python_api(tmp_path, test_split):
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
 
 
-def test_reports_for_ci(tmp_path, monkeypatch):
+def test_reports_for_ci(tmp_path, monkeypatch, weak_int8):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    weak = INTEROP / "vardhjain_int8q_784.tflite"
+    weak = weak_int8
     res = run("--model", str(FLOAT32), "--model", str(INT8), "--model", str(weak),
               "--limit", "500", "--junit", str(tmp_path / "junit.xml"),
               "--markdown", str(tmp_path / "check.md"))
@@ -224,7 +224,7 @@ def test_unwritable_report_is_one_line_exit_2(tmp_path):
     assert res.exit_code == 2 and "cannot write" in res.stderr
 
 
-def test_github_action_runs_the_gate(tmp_path):
+def test_github_action_runs_the_gate(tmp_path, weak_int8):
     """action.yml's own shell step, run as GitHub would run it, against the bundled model."""
     import os
     import subprocess
@@ -246,7 +246,7 @@ def test_github_action_runs_the_gate(tmp_path):
     assert ok.returncode == 0, ok.stderr
     suite = ET.parse(tmp_path / "mnist-edge-check.xml").getroot().find("testsuite")
     assert suite is not None and suite.get("failures") == "0"
-    env["MODELS"] = str(FOREIGN)  # no manifest, no floor: require-gate fails the job
+    env["MODELS"] = str(weak_int8)  # no manifest, no floor: require-gate fails the job
     ungated = subprocess.run(["bash", "-c", step["run"]], cwd=tmp_path, env=env,
                              capture_output=True, text=True)
     assert ungated.returncode == 1 and "not gated" in ungated.stderr
@@ -260,3 +260,41 @@ def test_manifest_fail_without_failure_text_still_says_why(tmp_path):
     res = run("--model", str(path), "--limit", "300", "--json")
     assert res.exit_code == 1
     assert rows(res)[0]["reason"].endswith("failed quantization gate: gate: FAIL")
+
+
+def _result(correct: int):
+    """A ModelResult on 100 images (labels 0..9 x 10) with `correct` of them right."""
+    labels = np.repeat(np.arange(10), 10)
+    preds = labels.copy()
+    preds[correct:] = (labels[correct:] + 1) % 10
+    return evaluate.ModelResult(model=f"m{correct}", accuracy=correct / 100, predictions=preds,
+                                quantized=True), labels
+
+
+def test_gate_at_exactly_the_limits_passes_and_a_hair_beyond_fails():
+    """Ratios of image counts meet float rounding at the limit: (0.99 - 0.97) * 100 is
+    2.0000000000000018, yet a drop of exactly --max-drop 2 passes, as does exactly
+    --min-agreement; one image more fails."""
+    ref, _ = _result(99)
+    at, _ = _result(97)
+    evaluate.compare(at, ref, max_drop_pp=2, min_agreement_pct=98)
+    assert at.drop_pp > 2 and at.agreement == 0.98 and at.passed is True
+    beyond, _ = _result(96)
+    evaluate.compare(beyond, ref, max_drop_pp=2, min_agreement_pct=97)
+    assert beyond.passed is False and "pp below" in beyond.reason
+    disagree, _ = _result(97)
+    evaluate.compare(disagree, ref, max_drop_pp=2, min_agreement_pct=98.01)
+    assert disagree.passed is False and "agrees with its reference" in disagree.reason
+
+
+def test_check_at_exactly_the_measured_drop_and_agreement(weak_int8):
+    """The CLI: a damaged int8 model passes at exactly its own drop and agreement, and fails
+    when either is 0.2 points stricter (one image of 500)."""
+    args = ["--model", str(FLOAT32), "--model", str(weak_int8), "--limit", "500", "--json"]
+    q = rows(run(*args))[1]
+    drop, agree = q["drop_pp"], round(q["agreement"] * 100, 4)
+    assert drop > 1 and agree < 99
+    exact = run(*args, "--max-drop", f"{drop:g}", "--min-agreement", f"{agree:g}")
+    assert exact.exit_code == 0, exact.stderr
+    assert run(*args, "--max-drop", f"{drop - 0.2:g}", "--min-agreement", f"{agree:g}").exit_code == 1
+    assert run(*args, "--max-drop", f"{drop:g}", "--min-agreement", f"{agree + 0.2:g}").exit_code == 1

@@ -23,6 +23,9 @@ import numpy as np
 from mnist_edge.device.inference.model import Classifier
 from mnist_edge.device.reading import decision
 
+# Drops and agreements are ratios of image counts in float: at exactly a limit, rounding
+# (0.99 - 0.97) * 100 = 2.0000000000000018 must not decide. Far below one image in 10^6.
+LIMIT_SLACK = 1e-9
 SCHEMA = 2  # of the JSON lines `mnist-edge check --json` prints
 MAX_DROP_PP = 0.5  # percentage points of accuracy a quantized model may lose
 MIN_AGREEMENT_PCT = 99.0  # percent of images where it must give its reference's answer
@@ -122,11 +125,11 @@ def compare(result: ModelResult, reference: ModelResult, max_drop_pp: float = MA
     result.reference_accuracy = reference.accuracy
     result.agreement = float((result.predictions == reference.predictions).mean())
     result.drop_pp = (reference.accuracy - result.accuracy) * 100
-    if result.drop_pp > max_drop_pp:
+    if result.drop_pp > max_drop_pp + LIMIT_SLACK:
         result.reasons.append(
             f"accuracy {result.accuracy:.2%} is {result.drop_pp:.2f} pp below its reference's "
             f"{reference.accuracy:.2%} (allowed {max_drop_pp:g} pp)")
-    if result.agreement * 100 < min_agreement_pct:
+    if result.agreement * 100 < min_agreement_pct - LIMIT_SLACK:
         result.reasons.append(f"agrees with its reference on {result.agreement:.2%} of the "
                               f"images (required {min_agreement_pct:g}%)")
     _settle(result)
@@ -134,7 +137,7 @@ def compare(result: ModelResult, reference: ModelResult, max_drop_pp: float = MA
 
 def floor(result: ModelResult, min_accuracy_pct: float) -> None:
     """Gate `result` against an absolute accuracy floor."""
-    if result.accuracy * 100 < min_accuracy_pct:
+    if result.accuracy * 100 < min_accuracy_pct - LIMIT_SLACK:
         result.reasons.append(f"accuracy {result.accuracy:.2%} is below the floor of "
                               f"{min_accuracy_pct:g}%")
     _settle(result)

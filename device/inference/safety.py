@@ -6,6 +6,7 @@ crashes the runtime becomes an error message instead of a dead process."""
 from __future__ import annotations
 
 import json
+import faulthandler
 import os
 import signal
 import sys
@@ -103,6 +104,7 @@ def trial_load(path: Path, content: bytes, rt: Runtime, threads: int | None) -> 
     pid = os.fork()
     if pid == 0:  # child: never returns
         code = 3
+        faulthandler.disable()  # a crash here is reported by the parent, in one line
         try:
             with quiet_native_stderr():
                 interpreter = rt.make(content, threads)
