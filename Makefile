@@ -84,9 +84,17 @@ bench: $(BIN)/mnist-edge  ## latency of every converted model, as ratios
 	  --model $(MODELS)/mnist_cnn_float16.tflite --model $(MODELS)/mnist_cnn_dynamic.tflite \
 	  --model $(MODELS)/mnist_cnn_int8.tflite
 
-demo: $(BIN)/mnist-edge  ## classify the sample photos in examples/ with the bundled model
-	$(BIN)/mnist-edge classify examples/digit*
-	$(BIN)/mnist-edge classify --multi examples/number_*.png
+# The demo installs what a Pi would (numpy, Pillow, typer, LiteRT: no TensorFlow, no dev tools).
+DEMO_VENV ?= .venv-device
+
+$(DEMO_VENV)/bin/mnist-edge: pyproject.toml
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/pip install -q -e .
+	touch $@
+
+demo: $(DEMO_VENV)/bin/mnist-edge  ## classify the sample photos in examples/ (installs the device package only)
+	$(DEMO_VENV)/bin/mnist-edge classify examples/digit*
+	$(DEMO_VENV)/bin/mnist-edge classify --multi examples/number_*.png
 
 test: $(BIN)/mnist-edge $(FONTS)  ## the whole suite, slow tests included
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -99,4 +107,4 @@ lint: $(BIN)/mnist-edge
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -5,8 +5,8 @@ crashes the runtime becomes an error message instead of a dead process."""
 
 from __future__ import annotations
 
-import json
 import faulthandler
+import json
 import os
 import signal
 import sys
