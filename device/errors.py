@@ -2,7 +2,7 @@
 
 
 class MnistEdgeError(Exception):
-    """Base class. `exit_code` follows DESIGN.md: 1 runtime/device failure, 2 bad input."""
+    """Base class. `exit_code`, as the CLI documents it: 1 runtime/device failure, 2 bad input."""
 
     exit_code = 2
 

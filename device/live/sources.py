@@ -1,4 +1,4 @@
-"""Frame sources for `mnist-edge camera` and the loop that classifies them.
+"""Frame sources for `mnist-edge camera` and `serve` (the loop that reads them: live/loop.py).
 
 Sources: a Raspberry Pi camera (picamera2), an OpenCV webcam (`opencv:N`) or video file,
 or a folder of image files. Live cameras are read through `Resilient`, which turns

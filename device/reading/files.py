@@ -52,7 +52,7 @@ def expand(patterns: list[str], on_skip: Callable[[str], None] | None = None) ->
 
 def as_json(path: Path | None, preds: list[Prediction], model: str, top_k: int,
             multi: bool) -> dict[str, Any]:
-    """The stable --json object (DESIGN.md): file, digit, confidence, probabilities, model,
+    """The stable --json object (docs/device.md): file, digit, confidence, probabilities, model,
     and no_digit / none_reason; camera frames add `frame` (file is null for a live camera)."""
     first = preds[0]
     obj: dict[str, Any] = {
