@@ -316,6 +316,6 @@ def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     def gone():
         raise serve.CameraError("cam: the camera returned no frame")
 
-    loop = serve.CameraLoop(gone, None, state)  # type: ignore[arg-type]
+    loop = serve.CameraLoop(gone, None, state, live=False)  # type: ignore[arg-type]
     loop.run()
     assert fake.cameras[-1] == (False, "cam: the camera returned no frame")

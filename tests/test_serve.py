@@ -178,14 +178,18 @@ def test_latest_events_stream_health_metrics(live):
         time.sleep(0.05)
     latest = httpx.get(live.url + "/api/latest").json()
     assert latest["frame"] >= 0 and latest["time"] > 0 and latest["camera_alive"] is True
+    events: dict[str, dict] = {}
     with httpx.stream("GET", live.url + "/api/events", timeout=10) as res:
-        lines = []
+        name = ""
         for line in res.iter_lines():
-            lines.append(line)
-            if line.startswith("data: "):
-                event = json.loads(line[6:])
-                break
-    assert "frame" in event and "digit" in event
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                events[name] = json.loads(line[6:])
+                if {"reading", "status"} <= events.keys():
+                    break
+    assert "frame" in events["reading"] and "digit" in events["reading"]
+    assert events["status"]["camera_alive"] is True and events["status"]["camera_error"] is None
     with httpx.stream("GET", live.url + "/api/stream.mjpg", timeout=10) as res:
         assert res.headers["content-type"].startswith("multipart/x-mixed-replace")
         head = b""

@@ -105,10 +105,14 @@ def serve(
     stable: StableOpt = 1,
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     multi: MultiOpt = False,
-    token: Annotated[str | None, typer.Option("--token", help="API token (default: generated "
-                     "when --host is not loopback).", show_default=False)] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="MNIST_EDGE_TOKEN", help="API "
+                     "token (default: MNIST_EDGE_TOKEN, else generated when --host is not "
+                     "loopback; keep it across restarts so open pages reconnect). '' turns "
+                     "authentication off.", show_default=False)] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
                              "upload, MB (larger: 413).")] = 10.0,
+    max_decodes: Annotated[int, typer.Option("--max-decodes", min=1, help="Uploads decoded at "
+                           "a time (more wait, then 503): bounds memory.")] = 2,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
     retries: RetriesOpt = DEFAULT_RETRIES,
     mqtt: MqttOpt = None,
@@ -136,20 +140,30 @@ def serve(
     from mnist_edge.device.live.loop import Reader
 
     clf = support.load(model, runtime, threads, trust_model)
-    if token is None and host not in srv.LOOPBACK:
+    loopback = host in srv.LOOPBACK
+    if token is None and not loopback:
         token = secrets.token_urlsafe(16)
+    if token == "" and not loopback:
+        say(f"warning: serving on {host} with no token (--token ''): anyone who can reach this "
+            "port can watch the camera and use the API")
 
     def open_source() -> sources.Source:
         return sources.open_source(source, log=say, timeout=timeout, retries=retries)
 
-    if source != "none":
-        open_source().close()
+    live = source == "auto" or source == "picamera2" or source.startswith("opencv:")
+    if source != "none" and not live:
+        open_source().close()  # a file or folder that cannot be read: one line, exit 2
     sock = srv.listen(host, port)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     state = srv.LiveState()
-    loop = srv.CameraLoop(open_source, reader, state, stable=stable, log=say) if source != "none" else None
-    web = srv.create_app(reader, state, token=token, max_upload=int(max_upload_mb * 1024 * 1024),
-                         source_name=source)
+    # A camera that is missing or fails is retried in the background while upload and
+    # drawing keep working; /healthz says "degraded" (503) until it delivers frames.
+    loop = srv.CameraLoop(open_source, reader, state, stable=stable, live=live,
+                          log=say) if source != "none" else None
+    web = srv.create_app(reader, state, token=token or None,
+                         max_upload=int(max_upload_mb * 1024 * 1024), source_name=source,
+                         hosts=srv.own_names(host) if loopback else None,
+                         max_decodes=max_decodes)
     state.publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
     say(f"mnist-edge serve: {srv.url(host, port, token)}  (model {clf.path.name}, source "
         f"{source}; Ctrl-C to stop)")

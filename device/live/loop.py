@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -46,15 +46,31 @@ class Stable:
         return False
 
 
+class LockedModel:
+    """A classifier whose interpreter is used under one lock (a TFLite interpreter is not
+    thread-safe); everything else of the reading runs outside it, in parallel."""
+
+    def __init__(self, clf: Classifier, lock: threading.Lock):
+        self.clf, self.lock = clf, lock
+
+    def predict_one(self, pixels: np.ndarray) -> np.ndarray:
+        with self.lock:
+            return self.clf.predict_one(pixels)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.clf, name)
+
+
 class Reader:
-    """One frame at a time: cut the ROI, classify, describe. Thread-safe: the interpreter is
-    used under `lock`, which the HTTP API's uploads share."""
+    """One frame at a time: cut the ROI, classify, describe. Thread-safe: only the invoke
+    holds `lock`, which the HTTP API's uploads share (through `model`)."""
 
     def __init__(self, clf: Classifier, *, roi: str | None = None, multi: bool = False,
                  min_confidence: float = 0.0, lock: threading.Lock | None = None):
         self.clf, self.roi_text, self.multi = clf, roi, multi
         self.min_confidence = min_confidence
         self.lock = lock or threading.Lock()
+        self.model = cast(Classifier, LockedModel(clf, self.lock))
         self.region: camera.Roi | None = None
         self.latency_s = 0.0
 
@@ -68,8 +84,7 @@ class Reader:
     def read(self, frame: np.ndarray) -> list[Prediction]:
         region = self.roi(frame).cut(frame)
         t0 = time.perf_counter()
-        with self.lock:
-            preds = read(self.clf, region, multi=self.multi, min_confidence=self.min_confidence)
+        preds = read(self.model, region, multi=self.multi, min_confidence=self.min_confidence)
         self.latency_s = time.perf_counter() - t0
         return preds
 

@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import io
 import json
+import re
 import socket
 import threading
 import time
@@ -27,6 +28,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -47,6 +50,9 @@ from mnist_edge.device.reading import files as classify
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 10 * 1024 * 1024  # bytes; larger uploads get 413
+MAX_DECODES = 2  # uploads decoded at a time (a Pi has 4 cores and the camera needs one)
+DECODE_WAIT_S = 10.0  # an upload waits this long for its turn, then gets 503
+KEEPALIVE_S = 5.0  # the event stream sends the camera's status at least this often
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)  # seconds
 HISTORY = 20  # readings kept for the page
 
@@ -113,13 +119,14 @@ class LiveState:
         self.camera_error: str | None = None
         self.metrics = Metrics()
         self.started = time.time()
-        self.publisher: Any = None  # device.mqtt.Publisher, when serve --mqtt
+        self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
+        self.closing = threading.Event()  # set on SIGINT/SIGTERM: streams end at once
 
     def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
         with self.lock:
             self.version += 1
             self.jpeg, self.latest, self.fps = jpeg, reading, fps
-            self.camera_alive = True
+            self.camera_alive, self.camera_error = True, None
             self.metrics.frames += 1
             if changed:
                 self.reading_version += 1
@@ -162,61 +169,76 @@ class CameraLoop(threading.Thread):
 
     def __init__(self, open_source: Callable[[], Any], reader: Reader, state: LiveState, *,
                  stable: int = 1, folder_fps: float = 10.0, loop_files: bool = True,
+                 live: bool = True, retry_s: float = 5.0,
                  log: Callable[[str], None] = lambda _m: None):
         super().__init__(daemon=True, name="camera-loop")
         self.open_source, self.reader, self.state = open_source, reader, state
         self.stable, self.folder_fps, self.loop_files = stable, folder_fps, loop_files
+        self.live, self.retry_s = live, retry_s  # live: retry a camera that fails
         self.log = log
         self.stop = threading.Event()
 
     def run(self) -> None:
+        """Until stopped: a live camera that fails or cannot be opened is retried (every
+        `retry_s`, doubling to a minute) while the server goes on; a file or folder that
+        fails ends the loop. Either way the failure is what /healthz and the page show."""
         number = 0
         change = Stable(self.stable)
+        wait = self.retry_s
         while not self.stop.is_set():
             try:
-                source = self.open_source()
-            except (CameraError, BadImageError) as e:
-                self._fail(str(e))
-                return
-            fps_target = getattr(source, "fps", None) or (None if source.live else self.folder_fps)
-            period = 1.0 / fps_target if fps_target else 0.0
-            recent: deque[float] = deque(maxlen=30)  # times of the last frames, for frames/s
-            try:
-                while not self.stop.is_set():
-                    t0 = time.perf_counter()
-                    frame = source.read()
-                    if frame is None:
-                        break
-                    try:
-                        preds = self.reader.read(frame)
-                    except Exception as e:  # one bad frame must not stop the live view
-                        with self.state.lock:
-                            self.state.metrics.frame_errors += 1
-                        self.log(f"frame {number}: {e}")
-                        continue
-                    with self.state.lock:
-                        self.state.metrics.observe(self.reader.latency_s)
-                    reading = self.reader.describe(preds, number, getattr(source, "current", None))
-                    changed = change.update(reading_of(preds, self.reader.multi))
-                    jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
-                    recent.append(time.perf_counter())
-                    span = recent[-1] - recent[0]
-                    rate = (len(recent) - 1) / span if span > 0 else 0.0
-                    self.state.publish(jpeg, reading, changed, rate)
-                    number += 1
-                    if period:
-                        self.stop.wait(max(0.0, period - (time.perf_counter() - t0)))
-            except CameraError as e:
-                self._fail(str(e))
-                return
-            finally:
-                with self.state.lock:
-                    self.state.metrics.reconnects = getattr(source, "reconnects", 0)
-                source.close()
-            if source.live or not self.loop_files:
-                break
+                number = self._play(number, change)
+                wait = self.retry_s
+                if not self.loop_files:
+                    break
+            except Exception as e:  # noqa: BLE001 - whatever killed it, health must say so
+                self._fail(str(e) or type(e).__name__)
+                if not self.live:
+                    break
+                self.stop.wait(wait)
+                wait = min(60.0, wait * 2)
         with self.state.lock:
             self.state.camera_alive = False
+
+    def _play(self, number: int, change: Stable) -> int:
+        """Open the source and publish its frames until it ends; returns the frame count."""
+        source = self.open_source()
+        self.live = bool(getattr(source, "live", False))
+        fps_target = getattr(source, "fps", None) or (None if source.live else self.folder_fps)
+        period = 1.0 / fps_target if fps_target else 0.0
+        recent: deque[float] = deque(maxlen=30)  # times of the last frames, for frames/s
+        try:
+            while not self.stop.is_set():
+                t0 = time.perf_counter()
+                frame = source.read()
+                if frame is None:
+                    if source.live:
+                        raise CameraError(f"{source.name}: the camera stopped delivering frames")
+                    return number
+                try:
+                    preds = self.reader.read(frame)
+                except Exception as e:  # one bad frame must not stop the live view
+                    with self.state.lock:
+                        self.state.metrics.frame_errors += 1
+                    self.log(f"frame {number}: {e}")
+                    continue
+                with self.state.lock:
+                    self.state.metrics.observe(self.reader.latency_s)
+                reading = self.reader.describe(preds, number, getattr(source, "current", None))
+                changed = change.update(reading_of(preds, self.reader.multi))
+                jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
+                recent.append(time.perf_counter())
+                span = recent[-1] - recent[0]
+                rate = (len(recent) - 1) / span if span > 0 else 0.0
+                self.state.publish(jpeg, reading, changed, rate)
+                number += 1
+                if period:
+                    self.stop.wait(max(0.0, period - (time.perf_counter() - t0)))
+            return number
+        finally:
+            with self.state.lock:
+                self.state.metrics.reconnects = getattr(source, "reconnects", 0)
+            source.close()
 
     def _fail(self, message: str) -> None:
         self.log(f"camera: {message}")
@@ -231,25 +253,39 @@ def _label(reading: dict[str, Any]) -> str:
         return reading["number"]
     if reading["digit"] is None:
         return "no digit"
-    return f"{reading['digit']} ({reading['confidence']:.0%})"
+    return f"{reading['digit']} ({reading['confidence']:.1%})"  # as the page shows it
 
 
 def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
-               max_upload: int = MAX_UPLOAD, source_name: str = "none") -> Starlette:
-    """The ASGI app; its dependencies come in, so tests pass fakes."""
+               max_upload: int = MAX_UPLOAD, source_name: str = "none",
+               hosts: tuple[str, ...] | None = None, max_decodes: int = MAX_DECODES) -> Starlette:
+    """The ASGI app; its dependencies come in, so tests pass fakes. `hosts`: the Host
+    header names accepted (a loopback server accepts only its own: no DNS rebinding)."""
     clf = reader.clf
+    decoding = threading.BoundedSemaphore(max_decodes)
 
     def authorized(request: Request) -> bool:
-        if token is None:
+        if not token:
             return True
-        given = request.query_params.get("token") or \
-            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        given = request.query_params.get("token") or (value.strip() if scheme.lower() == "bearer" else "")
         return hmac.compare_digest(given.encode(), token.encode())
+
+    def host_allowed(request: Request) -> bool:
+        if hosts is None:
+            return True
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        return name.strip("[]").lower() in hosts
 
     def counted(handler: Callable[[Request], Any], open_route: bool = False) -> Callable[..., Any]:
         async def endpoint(request: Request) -> Response:
-            if not open_route and not authorized(request):
+            if not host_allowed(request):
                 response: Response = JSONResponse(
+                    {"error": "this server answers only to its own address (Host header)"},
+                    status_code=403)
+            elif not open_route and not authorized(request):
+                response = JSONResponse(
                     {"error": "missing or wrong token (add ?token=... as printed at start)"},
                     status_code=401)
             else:
@@ -271,20 +307,21 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         if ctype.startswith("multipart/form-data"):
             try:
                 form = await request.form(max_part_size=max_upload)
-            except Exception as e:  # malformed multipart
-                return JSONResponse({"error": f"bad multipart body ({str(e)[:100]})"}, 400)
+            except (HTTPException, MultiPartException) as e:  # malformed or oversized parts
+                detail = getattr(e, "detail", None) or getattr(e, "message", "")
+                return JSONResponse({"error": f"bad multipart body ({str(detail)[:100]})"}, 400)
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
                 return JSONResponse({"error": "multipart body has no 'file' part"}, 400)
             data = await upload.read(max_upload + 1)
             name = upload.filename or "upload"
         else:
-            data = b""
+            body = bytearray()
             async for chunk in request.stream():
-                data += chunk
-                if len(data) > max_upload:
+                body += chunk
+                if len(body) > max_upload:
                     return _too_large(max_upload)
-            name = "upload"
+            data, name = bytes(body), "upload"
         if len(data) > max_upload:
             return _too_large(max_upload)
         if not data:
@@ -297,11 +334,16 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         if not 1 <= top <= 10:
             return JSONResponse({"error": "top must be a whole number 1-10"}, 400)
 
-        def work() -> dict[str, Any]:
-            gray = images.decode_gray(data, name)
-            t0 = time.perf_counter()
-            with reader.lock:
-                preds = decision.read(clf, gray, multi=multi, min_confidence=reader.min_confidence)
+        def work() -> dict[str, Any] | None:
+            if not decoding.acquire(timeout=DECODE_WAIT_S):
+                return None  # as many decodes as allowed are running: 503
+            try:
+                gray = images.decode_gray(data, name)
+                t0 = time.perf_counter()
+                preds = decision.read(reader.model, gray, multi=multi,
+                                      min_confidence=reader.min_confidence)
+            finally:
+                decoding.release()
             with state.lock:
                 state.metrics.observe(time.perf_counter() - t0)
             return classify.as_json(Path(name), preds, str(clf.path), top, multi)
@@ -309,9 +351,13 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         try:
             from starlette.concurrency import run_in_threadpool
 
-            return JSONResponse(await run_in_threadpool(work))
+            answer = await run_in_threadpool(work)
         except BadImageError as e:
             return JSONResponse({"error": str(e)}, 400)
+        if answer is None:
+            return JSONResponse({"error": "busy: too many images being read, try again"}, 503,
+                                headers={"Retry-After": "1"})
+        return JSONResponse(answer)
 
     async def latest(_request: Request) -> Response:
         snap = state.snapshot()
@@ -323,12 +369,18 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         async def stream() -> AsyncIterator[bytes]:
             seen = state.snapshot()["reading_version"]  # what /api/latest already showed
             yield b": mnist-edge events\n\n"
-            while not await request.is_disconnected():
+            status_at = 0.0
+            while not state.closing.is_set() and not await request.is_disconnected():
                 snap = state.snapshot()
                 if snap["reading_version"] != seen and snap["history"]:
                     seen = snap["reading_version"]
                     payload = {**snap["history"][0], "fps": snap["fps"]}
                     yield f"event: reading\ndata: {json.dumps(payload)}\n\n".encode()
+                if time.monotonic() - status_at >= KEEPALIVE_S:  # also keeps proxies from
+                    status_at = time.monotonic()                  # dropping a quiet stream
+                    status = {"camera_alive": snap["camera_alive"], "fps": snap["fps"],
+                              "camera_error": snap["camera_error"]}
+                    yield f"event: status\ndata: {json.dumps(status)}\n\n".encode()
                 await asyncio.sleep(0.05)
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
@@ -336,7 +388,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
     async def mjpeg(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             seen = -1
-            while not await request.is_disconnected():
+            while not state.closing.is_set() and not await request.is_disconnected():
                 with state.lock:
                     version, jpeg = state.version, state.jpeg
                 if version != seen and jpeg is not None:  # newest only: a slow client skips
@@ -350,12 +402,13 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
     async def healthz(_request: Request) -> Response:
         snap = state.snapshot()
         live = source_name != "none"
-        body = {"status": "ok" if (snap["camera_alive"] or not live) else "degraded",
-                "camera": source_name, "camera_alive": snap["camera_alive"],
-                "camera_error": snap["camera_error"], "model": str(clf.path),
+        ok = snap["camera_alive"] or not live
+        body = {"status": "ok" if ok else "degraded",  # no paths: /healthz needs no token
+                "camera": Path(source_name).name or source_name, "camera_alive": snap["camera_alive"],
+                "camera_error": _no_paths(snap["camera_error"]), "model": clf.path.name,
                 "model_sha256": clf.sha256, "runtime": str(clf.runtime),
                 "uptime_s": round(time.time() - state.started, 1), "frames": snap["version"]}
-        return JSONResponse(body, status_code=200)
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     async def metrics(_request: Request) -> Response:
         with state.lock:
@@ -377,6 +430,13 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return Starlette(routes=routes)
+
+
+def _no_paths(message: str | None) -> str | None:
+    """An error message with absolute paths cut to their last part."""
+    if message is None:
+        return None
+    return re.sub(r"(?:/[^/\s:]+)+/([^/\s:]+)", r"\1", message)
 
 
 def _too_large(limit: int) -> Response:
@@ -419,6 +479,12 @@ OPENAPI: dict[str, Any] = {
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def own_names(host: str) -> tuple[str, ...]:
+    """The Host header names a loopback server answers to (a page on another site that
+    resolves its own name to 127.0.0.1 sends that name: DNS rebinding is refused)."""
+    return ("127.0.0.1", "localhost", "::1", host.lower())
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to host:port (UsageError when the address is taken or foreign)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -435,11 +501,25 @@ def listen(host: str, port: int) -> socket.socket:
 
 
 def url(host: str, port: int, token: str | None) -> str:
-    """The address to print: the hostname for a wildcard bind, IPv6 literals in brackets."""
-    shown = socket.gethostname() + ".local" if host in ("0.0.0.0", "::") else host
+    """The address to print: for a wildcard bind the machine's LAN address (phones often
+    cannot resolve NAME.local), IPv6 literals in brackets."""
+    shown = host
+    if host in ("0.0.0.0", "::"):
+        shown = lan_address() or socket.gethostname() + ".local"
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+def lan_address() -> str | None:
+    """The address this machine reaches its network from (no packet is sent), or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: routing only, nothing is sent
+            address = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") else address
 
 
 def run(web: Starlette, sock: socket.socket, loop: CameraLoop | None, state: LiveState) -> None:
@@ -448,10 +528,15 @@ def run(web: Starlette, sock: socket.socket, loop: CameraLoop | None, state: Liv
 
     import uvicorn
 
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            state.closing.set()  # streams end now, so shutdown does not wait for viewers
+            super().handle_exit(sig, frame)
+
     if loop is not None:
         loop.start()
-    server = uvicorn.Server(uvicorn.Config(web, log_level="warning", access_log=False,
-                                           timeout_graceful_shutdown=2))
+    server = Server(uvicorn.Config(web, log_level="warning", access_log=False,
+                                   timeout_graceful_shutdown=2))
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again for the
     # handlers it found: make those no-ops, so the caller's summary is printed and it exits 0.
     previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -99,25 +99,25 @@ def load_gray(path: str | Path) -> np.ndarray:
     return decode_gray(data, str(path))
 
 
+# Pillow's own bomb check, set once (per-call changes of these process-wide settings race
+# between threads): it may not stop a JPEG that decodes small (up to JPEG_SHRINK^2 x the cap;
+# its size after shrinking is checked in decode_gray, before anything is decoded), and its
+# warning is ours to give. Every declared size is checked by decode_gray itself.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS * JPEG_SHRINK**2)
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
 def decode_gray(data: bytes, name: str = "<image>") -> np.ndarray:
-    """Decode image bytes; every failure becomes one BadImageError naming `name`."""
+    """Decode image bytes; every failure becomes one BadImageError naming `name`. Thread-safe:
+    nothing process-wide is changed per call."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            old_cap = Image.MAX_IMAGE_PIXELS
-            # A JPEG up to JPEG_SHRINK^2 x the cap can still be decoded small; its size after
-            # shrinking is checked below, before anything is decoded.
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS * JPEG_SHRINK**2
-            try:
-                with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
-                    img.seek(0)  # animated GIF/PNG/WebP: the first frame
-                    _shrink_while_decoding(img)
-                    if img.width * img.height > MAX_PIXELS:
-                        raise Image.DecompressionBombError(f"{img.width}x{img.height}")
-                    img.load()
-                    return to_gray(ImageOps.exif_transpose(_reduced(img)))
-            finally:
-                Image.MAX_IMAGE_PIXELS = old_cap
+        with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as img:
+            img.seek(0)  # animated GIF/PNG/WebP: the first frame
+            _shrink_while_decoding(img)
+            if img.width * img.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{img.width}x{img.height}")
+            img.load()
+            return to_gray(ImageOps.exif_transpose(_reduced(img)))
     except Image.UnidentifiedImageError:
         raise BadImageError(
             f"{name}: not an image in a supported format ({', '.join(ALLOWED_FORMATS)})"
@@ -148,9 +148,16 @@ def _shrink_while_decoding(img: Image.Image) -> None:
 
 def _reduced(img: Image.Image) -> Image.Image:
     """Other formats: shrink by a whole factor right after decoding, before the float
-    conversions multiply the memory."""
+    conversions multiply the memory. 1-bit and palette images (a few KB can declare 40 MP)
+    become 8-bit grey first: 1 byte a pixel, never floats at full size."""
     factor = max(img.size) // WORK_SIDE
-    if factor >= 2 and img.mode in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16"):
+    if factor < 2:
+        return img
+    if img.mode == "1":
+        img = img.convert("L")
+    elif img.mode in ("P", "PA"):
+        img = img.convert("LA" if img.mode == "PA" or "transparency" in img.info else "L")
+    if img.mode in ("L", "LA", "RGB", "RGBA", "I", "F", "I;16"):
         return img.reduce(factor)
     return img
 

@@ -25,17 +25,47 @@ function showReading(r) {
   while ($("history").children.length > 20) $("history").lastChild.remove();
 }
 
+const TOKEN_HELP = "token missing or changed (the server restarted?): open the URL mnist-edge serve printed";
+
+function showCamera(s) {  // the status event, at least every 5 s
+  if (s.camera_alive) {
+    $("status").textContent = `camera live, ${s.fps.toFixed(1)} frames/s`;
+    $("status").className = "muted";
+  } else {
+    $("status").textContent = s.camera_error ? `camera stopped: ${s.camera_error}` : "no camera";
+    $("status").className = s.camera_error ? "error" : "muted";
+  }
+}
+
+function restartStream() {  // a new connection: the old MJPEG response ended with the server
+  if (!$("stream").hidden) $("stream").src = withToken("api/stream.mjpg?t=" + Date.now());
+}
+
 async function start() {
   const latest = await fetch(withToken("api/latest"));
-  if (latest.status === 401) { $("status").textContent = "token missing: open the URL printed by mnist-edge serve"; return; }
+  if (latest.status === 401) { $("status").textContent = TOKEN_HELP; $("status").className = "error"; return; }
   const first = await latest.json();
   $("status").textContent = first.camera_alive ? "camera live" : "no camera";
   if (!first.camera_alive && first.frame === null) { $("nocamera").hidden = false; $("stream").hidden = true; }
   else { $("stream").src = withToken("api/stream.mjpg"); }
   (first.history || []).slice().reverse().forEach(showReading);
   const events = new EventSource(withToken("api/events"));
-  events.addEventListener("reading", (e) => { $("status").textContent = "camera live"; showReading(JSON.parse(e.data)); });
-  events.onerror = () => { $("status").textContent = "reconnecting…"; };
+  let away = false;
+  events.addEventListener("reading", (e) => { showReading(JSON.parse(e.data)); });
+  events.addEventListener("status", (e) => { showCamera(JSON.parse(e.data)); });
+  events.onopen = () => {
+    document.body.classList.remove("offline");
+    if (away) { away = false; restartStream(); }
+  };
+  events.onerror = async () => {
+    away = true;
+    document.body.classList.add("offline");  // the last digit is no longer current
+    $("status").textContent = "reconnecting…";
+    try {
+      const res = await fetch(withToken("api/latest"));
+      if (res.status === 401) { events.close(); $("status").textContent = TOKEN_HELP; $("status").className = "error"; }
+    } catch (_) { /* still away: EventSource retries by itself */ }
+  };
 }
 
 async function classifyBlob(blob, target) {
@@ -44,7 +74,11 @@ async function classifyBlob(blob, target) {
   body.append("file", blob, blob.name || "drawing.png");
   const res = await fetch(withToken("api/classify?top=3"), { method: "POST", body });
   const r = await res.json();
-  if (!res.ok) { target.textContent = r.error || `error ${res.status}`; return; }
+  if (!res.ok) {
+    const why = { 401: TOKEN_HELP, 413: "the photo is too large for this server", 503: "the Pi is busy: try again" }[res.status];
+    target.textContent = why || (r.error || `error ${res.status}`).replace(/^[^:]*: /, "");
+    return;
+  }
   const d = describe(r);
   target.innerHTML = "";
   const strong = document.createElement("strong");
