@@ -112,7 +112,7 @@ def serve(
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
                              "upload, MB (larger: 413).")] = 10.0,
     max_decodes: Annotated[int, typer.Option("--max-decodes", min=1, help="Uploads decoded at "
-                           "a time (more wait, then 503): bounds memory.")] = 2,
+                           "a time (more wait, then 503): bounds memory.")] = 1,
     timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
     retries: RetriesOpt = DEFAULT_RETRIES,
     mqtt: MqttOpt = None,

@@ -154,7 +154,7 @@ def markdown(rows: list[Scores], names: list[str], per_style: int, mnistc_dir: s
         f"Measured with `mnist-edge robustness`{f' --mnistc {mnistc_dir}' if mnistc_dir else ''}: "
         f"MNIST-C fed as 28x28 inputs (error %, a digit answered \"no digit\" counts as an "
         f"error); photo-like renders of MNIST test digits and empty frames, {per_style} per "
-        "paper style, through the `classify` preprocessing (device/synth.py, seed "
+        "paper style, through the `classify` preprocessing (device/evaluation/synth.py, seed "
         f"{SEED}). Latency: p50 per image, ratio to `{names[0]}`."
         + (f" Real photos (dev): `{real_dir}`, read as `classify` reads them (`--multi` for "
            "multi), measured only, never trained or tuned on." if real_dir else ""), "",

@@ -155,6 +155,7 @@ class Publisher:
         self._pending: deque[dict[str, Any]] = deque(maxlen=QUEUE)  # not yet published
         self._camera: dict[str, Any] = {"status": "up", "reason": None, "fps": None}
         self._dirty: set[str] = set()
+        self._publishing = threading.Lock()  # held while the worker hands messages to paho
         self._fps_sent = 0.0
         self._connected = False
         self._said: str | None = None  # the last connection state logged
@@ -227,10 +228,14 @@ class Publisher:
             return False
         topics = [*discovery_configs(self.prefix, self.device), f"{self.base}/state",
                   f"{self.base}/camera", f"{self.base}/availability"]
-        infos = [self.client.publish(t, b"", qos=1, retain=True) for t in topics]
+        with self._wake:  # nothing more to say: the worker stops, close() publishes no `offline`
+            self._connected = False
+            self._dirty.clear()
+            self._pending.clear()
+        with self._publishing:  # the worker's last messages, if any, go out before the clears
+            infos = [self.client.publish(t, b"", qos=1, retain=True) for t in topics]
         for info in infos:
             info.wait_for_publish(timeout)
-        self._connected = False  # nothing more to say: close() must not publish `offline`
         return True
 
     # -- paho callbacks (its network thread) --
@@ -282,8 +287,15 @@ class Publisher:
                 readings = list(self._pending)
                 self._pending.clear()
                 cam = dict(self._camera)
-            for reading in readings:
-                self.client.publish(f"{self.base}/state", json.dumps(reading), qos=1, retain=True)
-                self.published += 1
-            if "camera" in dirty:
-                self.client.publish(f"{self.base}/camera", json.dumps(cam), qos=1, retain=True)
+                self._publishing.acquire()
+            try:
+                self._publish(readings, dirty, cam)
+            finally:
+                self._publishing.release()
+
+    def _publish(self, readings: list[Any], dirty: set[str], cam: dict[str, Any]) -> None:
+        for reading in readings:
+            self.client.publish(f"{self.base}/state", json.dumps(reading), qos=1, retain=True)
+            self.published += 1
+        if "camera" in dirty:
+            self.client.publish(f"{self.base}/camera", json.dumps(cam), qos=1, retain=True)

@@ -68,8 +68,27 @@ async function start() {
   };
 }
 
-async function classifyBlob(blob, target) {
+const MAX_SIDE = 1600;  // a phone's 12-50 MP photo is sent at this size: the Pi reads 1,000 px
+
+async function smaller(blob) {  // big photos are scaled in the browser before the upload
+  if (!blob.type.startsWith("image/") || blob.size < 2e6 || !window.createImageBitmap) return blob;
+  try {
+    const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+    const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale); canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    const out = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", 0.9));
+    return out ? Object.assign(out, { name: (blob.name || "photo") + ".jpg" }) : blob;
+  } catch (_) { return blob; }  // not decodable here: let the Pi say why
+}
+
+async function classifyBlob(original, target) {
   target.textContent = "classifying…";
+  const blob = await smaller(original);
+  if (target.id === "photo-result") {  // a preview of what was sent
+    const img = $("preview"); img.src = URL.createObjectURL(blob); img.hidden = false;
+  }
   const body = new FormData();
   body.append("file", blob, blob.name || "drawing.png");
   const res = await fetch(withToken("api/classify?top=3"), { method: "POST", body });
