@@ -12,7 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_edge.device.data import mnist as data  # noqa: E402
+from mnist_edge.device.data import mnist  # noqa: E402
 from mnist_edge.device.evaluation import evaluate  # noqa: E402
 from mnist_edge.device.inference import model  # noqa: E402
 
@@ -21,7 +21,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="models")
     folder = Path(p.parse_args().models)
-    x, y = data.load_split("test")
+    x, y = mnist.load_split("test")
     timings = {}
     for name in ("mnist_cnn_float32.tflite", "mnist_cnn_int8.tflite"):
         clf = model.load(folder / name)

@@ -19,20 +19,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_edge.device.data import mnist as data
+from mnist_edge.device.data import mnist
 from mnist_edge.device.evaluation import synth
 
 CHILD = """
 import json, sys, time
 from mnist_edge.device.inference import bundled, model
-from mnist_edge.device.reading import files as classify, decode as images
+from mnist_edge.device.reading import files, decode
 from mnist_edge.device.errors import BadImageError
 if sys.argv[2] == "full":
-    images.WORK_SIDE = 10**9
+    decode.WORK_SIDE = 10**9
 clf = model.load(bundled.NAMES["robust"])
 t0 = time.perf_counter()
 try:
-    digit = classify.classify_file(clf, sys.argv[1])[0].digit
+    digit = files.classify_file(clf, sys.argv[1])[0].digit
 except BadImageError as e:
     digit = str(e).split(": ", 1)[1]
 seconds = time.perf_counter() - t0
@@ -44,7 +44,7 @@ print(json.dumps({"digit": digit, "seconds": seconds, "peak_mib": int(hwm.split(
 
 
 def photo(path: Path, w: int, h: int) -> None:
-    x, _ = data.load_split("test")
+    x, _ = mnist.load_split("test")
     g = synth.page(np.random.default_rng(0), h, w, "plain")
     ink = np.asarray(Image.fromarray(x[0]).resize((h // 2, h // 2), Image.Resampling.BICUBIC),
                      np.float32) / 255

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from mnist_edge.device import atomic
-from mnist_edge.device.data import mnist as data
+from mnist_edge.device.data import mnist
 
 INDICES = (0, 1, 2, 3, 4, 8, 11, 18, 61, 7)  # test images with labels 7 2 1 0 4 5 6 3 8 9
 SEED = 7
@@ -50,7 +50,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default=str(Path(__file__).parent))
     out = Path(p.parse_args().out)
-    images, labels = data.load_split("test")
+    images, labels = mnist.load_split("test")
     rng = np.random.default_rng(SEED)
     for n, i in enumerate(INDICES):
         label = int(labels[i])

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mnist_edge.device.errors import BadImageError
-from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading import decode
 
 FUZZ = int(__import__("os").environ.get("MNIST_EDGE_FUZZ", 200))
 
@@ -44,7 +44,7 @@ def png_header_only(width: int, height: int) -> bytes:
 @pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "CMYK", "LA", "1"])
 def test_modes_decode_to_gray(mode):
     fmt = "JPEG" if mode == "CMYK" else "PNG"
-    gray = images.decode_gray(encode(digit_image(mode), fmt))
+    gray = decode.decode_gray(encode(digit_image(mode), fmt))
     assert gray.shape == (40, 30) and gray.dtype == np.float32
     assert gray[20, 14] < 0.3 and gray[2, 2] > 0.7
 
@@ -52,7 +52,7 @@ def test_modes_decode_to_gray(mode):
 def test_alpha_is_composited_on_white():
     rgba = np.zeros((10, 10, 4), np.uint8)  # fully transparent black ...
     rgba[4:6, 4:6] = (0, 0, 0, 255)  # ... except an opaque black square
-    gray = images.decode_gray(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
+    gray = decode.decode_gray(encode(Image.fromarray(rgba, "RGBA"), "PNG"))
     assert gray[0, 0] == pytest.approx(1.0) and gray[5, 5] == pytest.approx(0.0)
 
 
@@ -60,13 +60,13 @@ def test_palette_transparency_is_composited():
     img = Image.new("P", (8, 8), 0)
     img.putpalette([0, 0, 0, 255, 255, 255] + [0] * 762)
     img.info["transparency"] = 0
-    gray = images.decode_gray(encode(img, "PNG", transparency=0))
+    gray = decode.decode_gray(encode(img, "PNG", transparency=0))
     assert gray.min() == pytest.approx(1.0)  # transparent black shows the white paper
 
 
 def test_16bit_is_scaled_not_clipped():
     ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
-    gray = images.decode_gray(encode(Image.fromarray(ramp), "PNG"))
+    gray = decode.decode_gray(encode(Image.fromarray(ramp), "PNG"))
     assert gray.max() == pytest.approx(1.0) and gray.min() == 0.0
     assert np.allclose(gray.ravel(), ramp.ravel() / 65535, atol=1e-4)
 
@@ -76,7 +76,7 @@ def test_exif_orientation_is_applied():
     arr[:5, :5] = 255
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 CW to display
-    gray = images.decode_gray(encode(Image.fromarray(arr), "JPEG", exif=exif, quality=95))
+    gray = decode.decode_gray(encode(Image.fromarray(arr), "JPEG", exif=exif, quality=95))
     assert gray.shape == (40, 20)
     assert gray[:5, -5:].mean() > 0.8  # the marker is now top-right
 
@@ -85,7 +85,7 @@ def test_animated_gif_first_frame():
     frames = [Image.new("L", (10, 10), v) for v in (255, 0, 128)]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
-    assert images.decode_gray(buf.getvalue()).mean() == pytest.approx(1.0)
+    assert decode.decode_gray(buf.getvalue()).mean() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_bad_files(tmp_path, payload, reason):
     path = tmp_path / "input.png"
     path.write_bytes(payload)
     with pytest.raises(BadImageError, match=reason) as e:
-        images.load_gray(path)
+        decode.load_gray(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
 
 
@@ -112,16 +112,16 @@ def test_every_truncation_is_a_clean_error(fmt):
     data = encode(digit_image("RGB"), fmt)
     for cut in range(1, len(data) - 1, max(1, len(data) // 150)):
         try:
-            images.decode_gray(data[:cut], "cut")
+            decode.decode_gray(data[:cut], "cut")
         except BadImageError as e:
             assert "cut" in str(e)
 
 
 def test_missing_and_folder(tmp_path):
     with pytest.raises(BadImageError, match="no such file"):
-        images.load_gray(tmp_path / "nope.png")
+        decode.load_gray(tmp_path / "nope.png")
     with pytest.raises(BadImageError, match="is a folder"):
-        images.load_gray(tmp_path)
+        decode.load_gray(tmp_path)
 
 
 @settings(max_examples=FUZZ, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -134,7 +134,7 @@ def test_fuzz_flipped_bytes_never_escape(data):
         pos = data.draw(st.integers(0, len(blob) - 1))
         blob[pos] = data.draw(st.integers(0, 255))
     try:
-        gray = images.decode_gray(bytes(blob))
+        gray = decode.decode_gray(bytes(blob))
     except BadImageError:
         return
     assert gray.ndim == 2 and np.isfinite(gray).all() and 0 <= gray.min() <= gray.max() <= 1
@@ -144,7 +144,7 @@ def test_fuzz_flipped_bytes_never_escape(data):
 @given(st.binary(max_size=2000))
 def test_fuzz_random_bytes(blob):
     try:
-        images.decode_gray(blob)
+        decode.decode_gray(blob)
     except BadImageError:
         pass
 
@@ -157,13 +157,13 @@ def test_big_jpegs_decode_at_work_size(tmp_path):
     Image.fromarray(big).save(tmp_path / "48mp.jpg", quality=80)
     Image.fromarray(big[:3024, :4032]).save(tmp_path / "12mp.jpg", quality=80)
     for name in ("12mp.jpg", "48mp.jpg"):
-        gray = images.load_gray(tmp_path / name)
-        assert images.WORK_SIDE <= max(gray.shape) <= 2 * images.WORK_SIDE, gray.shape
+        gray = decode.load_gray(tmp_path / name)
+        assert decode.WORK_SIDE <= max(gray.shape) <= 2 * decode.WORK_SIDE, gray.shape
     Image.fromarray(big).save(tmp_path / "48mp.png")
     with pytest.raises(BadImageError, match="40 MP limit"):
-        images.load_gray(tmp_path / "48mp.png")
+        decode.load_gray(tmp_path / "48mp.png")
 
 
 def test_big_pngs_are_reduced_after_decoding(tmp_path):
     Image.fromarray(np.full((2400, 3200), 180, np.uint8)).save(tmp_path / "8mp.png")
-    assert max(images.load_gray(tmp_path / "8mp.png").shape) in (3200 // 3, 3200 // 3 + 1)
+    assert max(decode.load_gray(tmp_path / "8mp.png").shape) in (3200 // 3, 3200 // 3 + 1)

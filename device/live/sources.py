@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mnist_edge.device.errors import BadImageError, CameraError, UsageError
-from mnist_edge.device.reading import decode as images
+from mnist_edge.device.reading import decode
 
 TIMEOUT_S = 2.0  # seconds to wait for a frame before reconnecting
 RETRIES = 3  # reconnect attempts before giving up
@@ -49,10 +49,10 @@ class FolderSource:
 
     def __init__(self, folder: Path, on_skip: Callable[[str], None] | None = None):
         self.name = str(folder)
-        self.files = images.files_in(folder)
+        self.files = decode.files_in(folder)
         if not self.files:
             raise BadImageError(
-                f"{folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
+                f"{folder}: no image files ({', '.join(sorted(decode.IMAGE_SUFFIXES))})")
         self._it = iter(self.files)
         self.on_skip = on_skip
         self.current: Path | None = None
@@ -60,7 +60,7 @@ class FolderSource:
     def read(self) -> np.ndarray | None:
         for path in self._it:
             try:
-                gray = images.load_gray(path)
+                gray = decode.load_gray(path)
             except BadImageError as e:
                 if self.on_skip:
                     self.on_skip(str(e))
