@@ -223,18 +223,25 @@ def test_serve_without_a_camera_stays_up_and_stops_quickly_with_viewers():
     assert "Traceback" not in err and "stopped:" in err
 
 
-def test_no_token_on_the_network_warns(monkeypatch):
+def test_no_token_on_the_network_is_refused(monkeypatch):
     from typer.testing import CliRunner
 
     from mnist_edge.device.cli import app
 
     monkeypatch.setattr(srv, "run", lambda *a, **k: None)  # no server: only the start-up
     monkeypatch.delenv("MNIST_EDGE_TOKEN", raising=False)
-    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(_free_port()),
-                                   "--token", ""])
-    assert res.exit_code == 0, res.output
-    assert "warning: serving on 0.0.0.0 with no token" in res.output
-    assert "?token=" not in res.output
+    port = str(_free_port())
+    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port, "--token", ""])
+    assert res.exit_code == 2 and "--token '' on 0.0.0.0" in res.output
+    loopback = CliRunner().invoke(app, ["serve", "--port", port, "--token", ""])
+    assert loopback.exit_code == 0 and "?token=" not in loopback.output
+
+
+def test_health_without_the_token_is_only_the_status(reader):
+    client = TestClient(srv.create_app(reader, srv.LiveState(), token="t", source_name="none"))
+    assert client.get("/healthz").json() == {"status": "ok"}
+    full = client.get("/healthz?token=t").json()
+    assert full["status"] == "ok" and full["model"] == reader.clf.path.name
 
 
 def test_token_from_the_environment(monkeypatch):

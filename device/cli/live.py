@@ -108,7 +108,7 @@ def serve(
     token: Annotated[str | None, typer.Option("--token", envvar="MNIST_EDGE_TOKEN", help="API "
                      "token (default: MNIST_EDGE_TOKEN, else generated when --host is not "
                      "loopback; keep it across restarts so open pages reconnect). '' turns "
-                     "authentication off.", show_default=False)] = None,
+                     "authentication off, on loopback only.", show_default=False)] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
                              "upload, MB (larger: 413).")] = 10.0,
     max_decodes: Annotated[int, typer.Option("--max-decodes", min=1, help="Uploads decoded at "
@@ -144,8 +144,9 @@ def serve(
     if token is None and not loopback:
         token = secrets.token_urlsafe(16)
     if token == "" and not loopback:
-        say(f"warning: serving on {host} with no token (--token ''): anyone who can reach this "
-            "port can watch the camera and use the API")
+        raise UsageError(f"--token '' on {host}: anyone who could reach this port could watch "
+                         "the camera and use the API; give a token (or MNIST_EDGE_TOKEN), or "
+                         "listen on 127.0.0.1")
 
     def open_source() -> sources.Source:
         return sources.open_source(source, log=say, timeout=timeout, retries=retries)

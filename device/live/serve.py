@@ -408,11 +408,13 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         return StreamingResponse(stream(), media_type="multipart/x-mixed-replace; boundary=frame",
                                  headers={"Cache-Control": "no-store"})
 
-    async def healthz(_request: Request) -> Response:
+    async def healthz(request: Request) -> Response:
         snap = state.snapshot()
         live = source_name != "none"
         ok = snap["camera_alive"] or not live
-        body = {"status": "ok" if ok else "degraded",  # no paths: /healthz needs no token
+        if not authorized(request):  # monitors without the token learn only the status
+            return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
+        body = {"status": "ok" if ok else "degraded",  # no paths, even with the token
                 "camera": Path(source_name).name or source_name, "camera_alive": snap["camera_alive"],
                 "camera_error": _no_paths(snap["camera_error"]), "model": clf.path.name,
                 "model_sha256": clf.sha256, "runtime": str(clf.runtime),
