@@ -124,3 +124,17 @@ def weak_int8(tmp_path_factory) -> Path:
     nothing names its reference."""
     folder = tmp_path_factory.mktemp("weak")
     return damaged_copy(BUNDLED / "mnist_cnn_int8.tflite", folder / "weak_int8.tflite", 0.4)
+
+
+def wait_until_listening(url: str, tries: int = 200) -> None:
+    """Until `url`/healthz answers at all (a server started in another process)."""
+    import time
+
+    import httpx
+
+    for _ in range(tries):
+        try:
+            httpx.get(url + "/healthz")
+            return
+        except httpx.ConnectError:
+            time.sleep(0.05)

@@ -30,7 +30,7 @@ from mnist_edge.device.live import serve as srv  # noqa: E402
 from mnist_edge.device.live import sources as camera  # noqa: E402
 from mnist_edge.device.live.loop import Reader  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, wait_until_listening  # noqa: E402
 
 VIDEO = ROOT / "examples" / "video_37419.avi"
 VIDEO_DIGITS = [3, 7, 4, 1, 9]
@@ -280,12 +280,7 @@ def test_cli_serve_sigterm_and_token(tmp_path):
         assert "?token=" in line  # not 127.0.0.1: a token is generated and printed
         token = line.split("?token=")[1].split()[0]
         url = f"http://127.0.0.2:{port}"
-        for _ in range(100):
-            try:
-                httpx.get(url + "/healthz")
-                break
-            except httpx.ConnectError:
-                time.sleep(0.05)
+        wait_until_listening(url)
         assert httpx.get(url + "/api/latest").status_code == 401
         assert httpx.get(f"{url}/api/latest?token={token}").status_code == 200
         proc.send_signal(signal.SIGTERM)

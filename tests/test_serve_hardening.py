@@ -31,7 +31,7 @@ from mnist_edge.device.live import serve as srv  # noqa: E402
 from mnist_edge.device.live.loop import Reader  # noqa: E402
 from mnist_edge.device.reading import decode  # noqa: E402
 
-from .conftest import ROOT  # noqa: E402
+from .conftest import ROOT, wait_until_listening  # noqa: E402
 
 EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
 
@@ -202,12 +202,7 @@ def test_serve_without_a_camera_stays_up_and_stops_quickly_with_viewers():
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                httpx.get(url + "/healthz")
-                break
-            except httpx.ConnectError:
-                time.sleep(0.05)
+        wait_until_listening(url)
         assert proc.poll() is None
         assert httpx.post(url + "/api/classify", content=EXAMPLE7.read_bytes()).json()["digit"] == 7
         assert httpx.get(url + "/healthz").status_code == 503
