@@ -254,3 +254,14 @@ def test_url_brackets_ipv6_and_shows_an_address_for_wildcards():
     assert srv.url("::1", 8080, None) == "http://[::1]:8080/"
     shown = srv.url("0.0.0.0", 8080, "t")
     assert shown.endswith(":8080/?token=t") and "0.0.0.0" not in shown
+
+
+def test_unknown_routes_and_methods_answer_json_and_the_api_documents_its_token(reader):
+    client = TestClient(srv.create_app(reader, srv.LiveState(), token="t"))
+    missing = client.get("/nope?token=t")
+    assert missing.status_code == 404 and "no such endpoint" in missing.json()["error"]
+    wrong = client.delete("/api/classify?token=t")
+    assert wrong.status_code == 405 and "DELETE" in wrong.json()["error"]
+    doc = client.get("/openapi.json").json()
+    assert set(doc["components"]["securitySchemes"]) == {"bearer", "query"}
+    assert doc["paths"]["/healthz"]["get"]["security"] == [] and doc["security"]

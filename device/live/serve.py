@@ -440,7 +440,13 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         Route("/openapi.json", counted(openapi, open_route=True), methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    return Starlette(routes=routes)
+    async def not_found(request: Request, _exc: Exception) -> Response:
+        return JSONResponse({"error": f"{request.url.path}: no such endpoint (see /openapi.json)"}, 404)
+
+    async def not_allowed(request: Request, _exc: Exception) -> Response:
+        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
 
 def _malloc_trim() -> Callable[[], None]:
@@ -481,6 +487,12 @@ _READING = {"type": "object", "properties": {
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "mnist-edge serve", "version": "1"},
+    # The token, when the server has one: as a bearer token or ?token=. /healthz (status
+    # only) and this document need none.
+    "components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "query": {"type": "apiKey", "in": "query", "name": "token"}}},
+    "security": [{"bearer": []}, {"query": []}],
     "paths": {
         "/api/classify": {"post": {
             "summary": "Classify an uploaded image (raw body or multipart 'file')",
@@ -491,15 +503,20 @@ OPENAPI: dict[str, Any] = {
                                   "content": {"application/json": {"schema": _READING}}},
                           "400": {"description": "not a readable image"},
                           "401": {"description": "token missing"},
-                          "413": {"description": "upload too large"}}}},
+                          "413": {"description": "upload too large"},
+                          "503": {"description": "busy: as many images as allowed are being "
+                                                 "decoded; retry after Retry-After seconds"}}}},
         "/api/latest": {"get": {"summary": "The last camera frame's reading",
                                 "responses": {"200": {"description": "reading"}}}},
         "/api/events": {"get": {"summary": "Server-sent events, one per change of reading",
                                 "responses": {"200": {"description": "text/event-stream"}}}},
         "/api/stream.mjpg": {"get": {"summary": "Annotated MJPEG stream",
                                      "responses": {"200": {"description": "multipart JPEG"}}}},
-        "/healthz": {"get": {"summary": "Camera alive, model SHA-256, uptime",
-                             "responses": {"200": {"description": "health"}}}},
+        "/healthz": {"get": {"summary": "ok or degraded; with the token also the camera's "
+                                        "error, the model's SHA-256 and the uptime",
+                             "security": [],
+                             "responses": {"200": {"description": "ok"},
+                                           "503": {"description": "degraded: the camera is down"}}}},
         "/metrics": {"get": {"summary": "Prometheus metrics",
                              "responses": {"200": {"description": "text"}}}},
     },
