@@ -50,8 +50,10 @@ def int8_model():
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """No test reads or writes the user's real cache, and none downloads."""
+    """No test reads or writes the user's real cache or state (serve's kept token), and
+    none downloads."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "state"))
 
 
 def photo_of(digit: np.ndarray, seed: int = 0, size: int = 200) -> np.ndarray:

@@ -265,3 +265,23 @@ def test_unknown_routes_and_methods_answer_json_and_the_api_documents_its_token(
     doc = client.get("/openapi.json").json()
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "query"}
     assert doc["paths"]["/healthz"]["get"]["security"] == [] and doc["security"]
+
+
+def test_a_generated_token_is_kept_across_restarts(monkeypatch, tmp_path):
+    """Off loopback with no token given, serve makes one once, keeps it (mode 0600) and uses
+    it again at the next start, so an open page reconnects after a restart."""
+    from typer.testing import CliRunner
+
+    from mnist_edge.device.cli import app
+
+    monkeypatch.setattr(srv, "run", lambda *a, **k: None)
+    monkeypatch.delenv("MNIST_EDGE_TOKEN", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    urls = []
+    for _ in range(2):
+        res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(_free_port())])
+        assert res.exit_code == 0, res.output
+        urls.append(res.output.split("?token=")[1].split()[0])
+    kept = tmp_path / "mnist-edge" / "token"
+    assert urls[0] == urls[1] == kept.read_text().strip()
+    assert kept.stat().st_mode & 0o777 == 0o600

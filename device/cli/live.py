@@ -106,8 +106,8 @@ def serve(
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
     multi: MultiOpt = False,
     token: Annotated[str | None, typer.Option("--token", envvar="MNIST_EDGE_TOKEN", help="API "
-                     "token (default: MNIST_EDGE_TOKEN, else generated when --host is not "
-                     "loopback; keep it across restarts so open pages reconnect). '' turns "
+                     "token (default: MNIST_EDGE_TOKEN, else, when --host is not loopback, one "
+                     "made once and kept in ~/.local/state/mnist-edge/token, mode 0600). '' turns "
                      "authentication off, on loopback only.", show_default=False)] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.01, help="Largest "
                              "upload, MB (larger: 413).")] = 10.0,
@@ -129,8 +129,6 @@ def serve(
     Open the printed URL on a phone: the camera stream with the reading, photo upload and a
     drawing canvas. API: POST /api/classify, GET /api/latest, /api/events, /api/stream.mjpg,
     /healthz, /metrics. Ctrl-C or SIGTERM stops it with a summary line."""
-    import secrets
-
     missing = [m for m in ("starlette", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError("`mnist-edge serve` needs the serve extra: pip install 'mnist-edge[serve]'"
@@ -142,7 +140,7 @@ def serve(
     clf = support.load(model, runtime, threads, trust_model)
     loopback = host in srv.LOOPBACK
     if token is None and not loopback:
-        token = secrets.token_urlsafe(16)
+        token = srv.stored_token(say)
     if token == "" and not loopback:
         raise UsageError(f"--token '' on {host}: anyone who could reach this port could watch "
                          "the camera and use the API; give a token (or MNIST_EDGE_TOKEN), or "

@@ -15,7 +15,9 @@ import asyncio
 import hmac
 import io
 import json
+import os
 import re
+import secrets
 import socket
 import threading
 import time
@@ -41,6 +43,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from mnist_edge.device import atomic
 from mnist_edge.device.errors import BadImageError, CameraError, UsageError
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.live.loop import Reader, Stable, reading_of
@@ -524,6 +527,34 @@ OPENAPI: dict[str, Any] = {
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def token_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "mnist-edge" / "token"
+
+
+def stored_token(log: Callable[[str], None]) -> str:
+    """The token kept in the user's state folder (mode 0600), made on the first start: a
+    restart keeps it, so open pages reconnect. Where it cannot be kept, a new one each start."""
+    path = token_file()
+    try:
+        kept = path.read_text().strip()
+        if kept:
+            return kept
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log(f"warning: {path}: cannot read the kept token ({e.strerror or e}); using a new one")
+        return secrets.token_urlsafe(16)
+    token = secrets.token_urlsafe(16)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic.write_bytes(path, token.encode() + b"\n", mode=0o600)
+    except OSError as e:
+        log(f"warning: {path}: cannot keep the token ({e.strerror or e}): a new one at every "
+            "start (set MNIST_EDGE_TOKEN to keep one)")
+    return token
 
 
 def own_names(host: str) -> tuple[str, ...]:
