@@ -338,10 +338,17 @@ def test_real_browser(live):
         page.mouse.down()
         for i in range(1, 21):
             page.mouse.move(cx + 2 * i / 20, top + box["height"] * 0.7 * i / 20)
-        page.mouse.up()
-        page.click("#classify-drawing")
+        page.mouse.up()  # read when the stroke ends: no click needed
         page.wait_for_function("document.getElementById('draw-result').dataset.digit !== undefined")
         drawn = page.get_attribute("#draw-result", "data-digit")
+        assert page.locator("#draw-result img.crop").count() == 1  # the 28x28 the model saw
+        assert page.locator("#photo-result img.crop").count() == 1
+        assert page.is_visible("#preview")  # the photo that was sent
+        for button in ("#classify-drawing", "#clear"):
+            size = page.locator(button).bounding_box()
+            assert size is not None and size["height"] >= 44  # touch targets
+        border = page.eval_on_selector("#canvas", "c => getComputedStyle(c).borderTopWidth")
+        assert border == "2px"  # the canvas is visible on a white card
         page.screenshot(path=str(SCREENSHOTS / "serve_upload_and_drawing.png"), full_page=True)
         browser.close()
     assert drawn == "1"

@@ -332,6 +332,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         if not data:
             return JSONResponse({"error": "empty body: send an image"}, 400)
         multi = request.query_params.get("multi", "false").lower() in ("1", "true", "yes")
+        want_crop = request.query_params.get("crop", "false").lower() in ("1", "true", "yes")
         try:
             top = int(request.query_params.get("top", "1"))
         except ValueError:
@@ -358,7 +359,10 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                         give_back_memory()
             with state.lock:
                 state.metrics.observe(time.perf_counter() - t0)
-            return classify.as_json(Path(name), preds, str(clf.path), top, multi)
+            answer = classify.as_json(Path(name), preds, str(clf.path), top, multi)
+            if want_crop and preds[0].pixels is not None:  # what the model saw, for the page
+                answer["crop"] = _png_data_url(preds[0].pixels)
+            return answer
 
         try:
             from starlette.concurrency import run_in_threadpool
@@ -471,6 +475,17 @@ def _malloc_trim() -> Callable[[], None]:
 give_back_memory = _malloc_trim()
 
 
+def _png_data_url(pixels: np.ndarray, scale: int = 4) -> str:
+    """A 28x28 model input as a PNG data URL, scaled up (nearest) so it shows as pixels."""
+    import base64
+
+    img = Image.fromarray(np.asarray(pixels, np.uint8)).resize(
+        (pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
 def _no_paths(message: str | None) -> str | None:
     """An error message with absolute paths cut to their last part."""
     if message is None:
@@ -500,6 +515,8 @@ OPENAPI: dict[str, Any] = {
         "/api/classify": {"post": {
             "summary": "Classify an uploaded image (raw body or multipart 'file')",
             "parameters": [{"name": "multi", "in": "query", "schema": {"type": "boolean"}},
+                           {"name": "crop", "in": "query", "schema": {"type": "boolean"},
+                            "description": "add `crop`: the 28x28 the model saw, a PNG data URL"},
                            {"name": "top", "in": "query", "schema": {"type": "integer"}}],
             "requestBody": {"content": {"image/*": {}, "multipart/form-data": {}}},
             "responses": {"200": {"description": "the reading",

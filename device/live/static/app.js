@@ -19,8 +19,12 @@ function showReading(r) {
   $("confidence").textContent = d.small;
   if (r.fps !== undefined) $("fps").textContent = `${r.fps.toFixed(1)} frames/s`;
   const li = document.createElement("li");
-  li.textContent = d.big;
-  li.title = new Date(1000 * r.time).toLocaleTimeString() + ` · frame ${r.frame}`;
+  const when = new Date(1000 * r.time).toLocaleTimeString();
+  li.innerHTML = "";
+  const b = document.createElement("b"); b.textContent = d.big;
+  const small = document.createElement("small"); small.textContent = " " + when;
+  li.append(b, small);
+  li.title = `${when} · frame ${r.frame}`;
   $("history").prepend(li);
   while ($("history").children.length > 20) $("history").lastChild.remove();
 }
@@ -91,7 +95,7 @@ async function classifyBlob(original, target) {
   }
   const body = new FormData();
   body.append("file", blob, blob.name || "drawing.png");
-  const res = await fetch(withToken("api/classify?top=3"), { method: "POST", body });
+  const res = await fetch(withToken("api/classify?top=3&crop=1"), { method: "POST", body });
   const r = await res.json();
   if (!res.ok) {
     const why = { 401: TOKEN_HELP, 413: "the photo is too large for this server", 503: "the Pi is busy: try again" }[res.status];
@@ -103,6 +107,12 @@ async function classifyBlob(original, target) {
   const strong = document.createElement("strong");
   strong.textContent = d.big;
   target.append(strong, " ", d.small);
+  if (r.crop) {  // the 28x28 the model saw
+    const seen = document.createElement("img");
+    seen.src = r.crop; seen.className = "crop"; seen.alt = "the 28×28 image the model saw";
+    seen.title = "what the model saw";
+    target.append(seen);
+  }
   target.dataset.digit = r.digit === null ? "none" : String(r.digit);
 }
 
@@ -126,7 +136,13 @@ canvas.addEventListener("pointermove", (e) => {
   ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#000";
   ctx.lineTo(...point(e)); ctx.stroke();
 });
-canvas.addEventListener("pointerup", () => { drawing = false; });
+let pause = null;  // classify when a stroke ends (after a short pause for the next one)
+canvas.addEventListener("pointerup", () => {
+  drawing = false;
+  clearTimeout(pause);
+  pause = setTimeout(() => canvas.toBlob((b) => classifyBlob(b, $("draw-result")), "image/png"), 700);
+});
+canvas.addEventListener("pointerdown", () => clearTimeout(pause));
 $("clear").addEventListener("click", clear);
 $("classify-drawing").addEventListener("click", () => canvas.toBlob((b) => classifyBlob(b, $("draw-result")), "image/png"));
 
