@@ -12,36 +12,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from serve_latency import start  # bench/ is the script's folder: sys.path[0]
 
 ROOT = Path(__file__).resolve().parent.parent
 VIDEO = ROOT / "examples" / "video_37419.avi"
 PHOTO = (ROOT / "examples" / "digit7_test0.png").read_bytes()
-
-
-def start(*args: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).parent / "mnist-edge"
-    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            httpx.get(url + "/healthz")
-            break
-        except httpx.ConnectError:
-            time.sleep(0.05)
-    return proc, url
 
 
 def frames(url: str) -> int:

@@ -149,7 +149,7 @@ def serve(
     def open_source() -> sources.Source:
         return sources.open_source(source, log=say, timeout=timeout, retries=retries)
 
-    live = source == "auto" or source == "picamera2" or source.startswith("opencv:")
+    live = sources.is_live(source)
     if source != "none" and not live:
         open_source().close()  # a file or folder that cannot be read: one line, exit 2
     sock = srv.listen(host, port)

@@ -1,9 +1,9 @@
 """`mnist-edge serve`: a live view and an HTTP API for a headless Pi (the [serve] extra).
 
-One camera thread runs the live loop (device.live.Reader) and only *publishes* the newest
+One camera thread runs the live loop (live.loop.Reader) and only *publishes* the newest
 frame and reading into `LiveState`; handlers only *read* it, under one lock, so a slow or
 stalled client never slows the camera: every stream client gets the newest frame and
-skips the rest. The interpreter is shared with uploads under the Reader's lock.
+skips the rest. Uploads share the interpreter: only its invoke is under the Reader's lock.
 
 Endpoints: GET / (the page), POST /api/classify, GET /api/latest, GET /api/events (SSE),
 GET /api/stream.mjpg, GET /healthz, GET /metrics (Prometheus), GET /openapi.json.
@@ -267,7 +267,6 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
     header names accepted (a loopback server accepts only its own: no DNS rebinding)."""
     clf = reader.clf
     decoding = threading.BoundedSemaphore(max_decodes)
-    counting, running = threading.Lock(), [0]  # decodes in progress: the last one out trims
 
     def authorized(request: Request) -> bool:
         if not token:
@@ -343,8 +342,6 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         def work() -> dict[str, Any] | None:
             if not decoding.acquire(timeout=DECODE_WAIT_S):
                 return None  # as many decodes as allowed are running: 503
-            with counting:
-                running[0] += 1
             try:
                 gray = images.decode_gray(data, name)
                 t0 = time.perf_counter()
@@ -353,10 +350,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                 del gray
             finally:
                 decoding.release()
-                with counting:
-                    running[0] -= 1
-                    if running[0] == 0:
-                        give_back_memory()
+                give_back_memory()
             with state.lock:
                 state.metrics.observe(time.perf_counter() - t0)
             answer = classify.as_json(Path(name), preds, str(clf.path), top, multi)
@@ -456,23 +450,23 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
 
-def _malloc_trim() -> Callable[[], None]:
-    """glibc's malloc_trim(0): hands the freed heap of a decode back to the system (glibc
-    keeps it otherwise, and a Pi's memory climbs with every big upload). A no-op elsewhere."""
+def _libc_malloc_trim() -> Any:
     try:
         import ctypes
 
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return lambda: None
-
-    def give_back() -> None:
-        trim(0)
-
-    return give_back
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
-give_back_memory = _malloc_trim()
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def give_back_memory() -> None:
+    """glibc's malloc_trim(0) after a decode: the freed heap goes back to the system (glibc
+    keeps it otherwise, and a Pi's memory climbs with every big upload). A no-op elsewhere."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _png_data_url(pixels: np.ndarray, scale: int = 4) -> str:

@@ -291,6 +291,11 @@ class Resilient:
         self._close_source()
 
 
+def is_live(spec: str) -> bool:
+    """A camera (retried when it fails), not a file or folder that ends."""
+    return spec in ("auto", "picamera2") or spec.startswith("opencv:")
+
+
 def open_source(spec: str, log: Callable[[str], None] | None = None, **resilience: Any) -> Source:
     """auto | picamera2 | opencv:N | path to a video file | path to a folder of frames."""
     if spec == "auto":
