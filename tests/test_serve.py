@@ -42,7 +42,7 @@ class Running:
     """A real uvicorn server on a free loopback port, in a thread, with its camera loop."""
 
     def __init__(self, source: str = "none", token: str | None = None, max_upload: int = srv.MAX_UPLOAD,
-                 stable: int = 1):
+                 stable: int = 1, port: int = 0):
         import uvicorn
 
         self.clf = device_model.load(bundled.NAMES["robust"])
@@ -52,8 +52,7 @@ class Running:
                                    stable=stable)
         app = srv.create_app(self.reader, self.state, token=token, max_upload=max_upload,
                              source_name=source)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock = srv.listen("127.0.0.1", port)  # the same port again: a restart
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
         self.server.install_signal_handlers = lambda: None  # type: ignore[attr-defined]  # not the main thread
@@ -68,6 +67,7 @@ class Running:
 
     def close(self) -> None:
         self.loop.stop.set()
+        self.state.closing.set()  # as SIGTERM does: open streams end
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
@@ -302,20 +302,29 @@ def test_serve_busy_port_is_one_line_exit_2():
     assert res.exit_code == 2 and "cannot listen" in res.stderr
 
 
-@pytest.mark.slow
-def test_real_browser(live):
-    """Headless Chromium: the page loads, the stream plays, the digit follows the video, an
-    uploaded photo and a digit drawn on the canvas are read. Screenshots in ci-reports/."""
-    sync_api = pytest.importorskip("playwright.sync_api")
+def _chromium(playwright):
+    """Debian's Chromium (installed by .ci/run), headless; screenshots go to ci-reports/."""
     chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser")
                      if os.path.exists(p)), None)
     if chromium is None:
         pytest.fail("Debian's chromium is not installed (.ci/run installs it)")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return playwright.chromium.launch(executable_path=chromium, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+def _open_streams(server: Running) -> dict[str, int]:
+    return dict(server.state.metrics.streams)
+
+
+@pytest.mark.slow
+def test_real_browser(live):
+    """Headless Chromium: the page loads, the stream plays, the digit follows the video, an
+    uploaded photo and a digit drawn on the canvas are read. Screenshots in ci-reports/."""
+    sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = _chromium(p)
         page = browser.new_page(viewport={"width": 412, "height": 915})  # a phone's screen
         page.goto(live.url + "/")
         page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=15000)
@@ -352,6 +361,63 @@ def test_real_browser(live):
         page.screenshot(path=str(SCREENSHOTS / "serve_upload_and_drawing.png"), full_page=True)
         browser.close()
     assert drawn == "1"
+
+
+@pytest.mark.slow
+def test_real_browser_page_heals_on_a_desktop():
+    """A laptop's screen: the reading sits beside the stream. The server stops: the digit and
+    the stream grey out and the digit says how old it is. The server comes back (same port,
+    same token): the page reconnects its event stream and its MJPEG stream by itself (counted
+    by the new server) and readings follow the video again. It comes back with a new token:
+    the page says so instead of "reconnecting" forever."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    server = Running(str(VIDEO), token="first")
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = _chromium(p)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(server.url + "/?token=first")
+            page.wait_for_function("/^[0-9]$/.test(document.getElementById('digit').textContent)",
+                                   timeout=20000)
+            stream, digit = page.locator("#stream").bounding_box(), page.locator("#digit").bounding_box()
+            assert stream is not None and digit is not None
+            assert digit["x"] >= stream["x"] + stream["width"]  # beside the stream, not under it
+            assert digit["y"] < stream["y"] + stream["height"]
+            assert _open_streams(server) == {"mjpeg": 1, "events": 1}
+            assert not page.is_visible("#preview")  # no photo sent yet: no broken image
+            page.screenshot(path=str(SCREENSHOTS / "serve_desktop.png"))
+
+            server.close()  # the Pi goes away
+            page.wait_for_function("document.body.classList.contains('offline')", timeout=15000)
+            page.wait_for_function("/from [0-9]+ s ago/.test(document.getElementById('age').textContent)",
+                                   timeout=5000)
+            opacity = page.eval_on_selector("#digit", "d => getComputedStyle(d).opacity")
+            assert float(opacity) < 0.5  # greyed: not current
+            assert "reconnecting" in page.inner_text("#status")
+            page.screenshot(path=str(SCREENSHOTS / "serve_desktop_server_away.png"))
+
+            server = Running(str(VIDEO), token="first", port=port)  # back, same token
+            page.wait_for_function("!document.body.classList.contains('offline')", timeout=20000)
+            assert page.inner_text("#age") == ""
+            deadline = time.monotonic() + 15
+            while _open_streams(server)["mjpeg"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _open_streams(server) == {"mjpeg": 1, "events": 1}  # both streams re-opened
+            before = page.locator("#history li").count()
+            page.wait_for_function(f"document.querySelectorAll('#history li').length > {before}",
+                                   timeout=20000)  # new readings arrive
+
+            server.close()
+            server = Running(str(VIDEO), token="second", port=port)  # restarted with a new token
+            page.wait_for_function("document.getElementById('status').textContent.includes('token')",
+                                   timeout=20000)
+            assert page.get_attribute("#status", "class") == "error"
+            assert "open the URL" in page.inner_text("#status")
+            page.screenshot(path=str(SCREENSHOTS / "serve_desktop_new_token.png"))
+            browser.close()
+    finally:
+        server.close()
 
 
 def test_systemd_unit_runs_serve_unprivileged():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -285,3 +286,37 @@ def test_a_generated_token_is_kept_across_restarts(monkeypatch, tmp_path):
     kept = tmp_path / "mnist-edge" / "token"
     assert urls[0] == urls[1] == kept.read_text().strip()
     assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def _qr_modules(printed: str) -> np.ndarray:
+    """The modules of a QR code printed with half blocks: two rows per line (True = dark)."""
+    rows: list[list[bool]] = []
+    for line in printed.splitlines():
+        cells = re.findall(r"\x1b\[(\d+);(\d+)m\u2580", line)
+        if cells:
+            rows += [[fg == "30" for fg, _ in cells], [bg == "40" for _, bg in cells]]
+    return np.array(rows, dtype=bool)
+
+
+def test_the_url_is_printed_as_a_qr_code_a_phone_can_scan(monkeypatch):
+    """`serve --host 0.0.0.0 --qr` prints the URL (token included) as a QR code; decoded by
+    OpenCV's QR reader from the printed characters, it is the URL printed above it. Not shown
+    when stdout is not a terminal, unless asked."""
+    cv2 = pytest.importorskip("cv2")
+    pytest.importorskip("segno")
+    from typer.testing import CliRunner
+
+    from mnist_edge.device.cli import app
+
+    monkeypatch.setattr(srv, "run", lambda *a, **k: None)
+    monkeypatch.setenv("MNIST_EDGE_TOKEN", "phone-token")
+    port = str(_free_port())
+    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port, "--qr"])
+    assert res.exit_code == 0, res.output
+    printed_url = re.search(r"(http://\S+)", res.output).group(1)  # type: ignore[union-attr]
+    modules = _qr_modules(res.output)
+    assert modules.shape[0] >= 21 + 8 and not modules[:4].any()  # a quiet zone all round
+    image = np.kron(np.where(modules, 0, 255).astype(np.uint8), np.ones((6, 6), np.uint8))
+    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == printed_url
+    plain = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port])
+    assert plain.exit_code == 0 and "\u2580" not in plain.output  # not a terminal: no code

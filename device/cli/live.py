@@ -1,6 +1,7 @@
 """`mnist-edge camera` and `mnist-edge serve`: reading live frames."""
 
 import importlib.util
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -120,6 +121,9 @@ def serve(
     mqtt_device: MqttDeviceOpt = None,
     mqtt_ca: MqttCaOpt = None,
     discovery: DiscoveryOpt = True,
+    qr: Annotated[bool | None, typer.Option("--qr/--no-qr", help="Print the URL as a QR code "
+                  "for a phone (default: when the terminal is interactive and --host is not "
+                  "loopback).", show_default=False)] = None,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -164,7 +168,12 @@ def serve(
                          hosts=srv.own_names(host) if loopback else None,
                          max_decodes=max_decodes)
     state.publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
-    say(f"mnist-edge serve: {srv.url(host, port, token)}  (model {clf.path.name}, source "
-        f"{source}; Ctrl-C to stop)")
+    address = srv.url(host, port, token)
+    say(f"mnist-edge serve: {address}  (model {clf.path.name}, source {source}; Ctrl-C to stop)")
+    if qr if qr is not None else (sys.stderr.isatty() and not loopback):
+        from mnist_edge.device.live import qr as qr_code
+
+        code = qr_code.terminal(address)  # its colours are the code: kept even in a pipe
+        typer.echo(code or "(no QR code: pip install segno)", err=True, color=code is not None)
     srv.run(web, sock, loop, state)
     say(srv.summary(state, source))

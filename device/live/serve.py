@@ -22,7 +22,8 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,7 @@ class Metrics:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
     latency_count: int = 0
+    streams: dict[str, int] = field(default_factory=lambda: {"mjpeg": 0, "events": 0})  # open now
 
     def observe(self, seconds: float) -> None:
         self.buckets[next((i for i, b in enumerate(LATENCY_BUCKETS) if seconds <= b),
@@ -90,9 +92,12 @@ class Metrics:
             "# TYPE mnist_edge_camera_up gauge", f"mnist_edge_camera_up {int(camera_alive)}",
             "# HELP mnist_edge_uptime_seconds Seconds since the server started.",
             "# TYPE mnist_edge_uptime_seconds gauge", f"mnist_edge_uptime_seconds {uptime:.1f}",
-            "# HELP mnist_edge_http_requests_total HTTP requests by status code.",
-            "# TYPE mnist_edge_http_requests_total counter",
+            "# HELP mnist_edge_open_streams Viewers connected now, by stream.",
+            "# TYPE mnist_edge_open_streams gauge",
         ]
+        lines += [f'mnist_edge_open_streams{{stream="{k}"}} {v}' for k, v in sorted(self.streams.items())]
+        lines += ["# HELP mnist_edge_http_requests_total HTTP requests by status code.",
+                  "# TYPE mnist_edge_http_requests_total counter"]
         lines += [f'mnist_edge_http_requests_total{{status="{k}"}} {v}'
                   for k, v in sorted(self.requests.items())]
         lines += ["# HELP mnist_edge_inference_seconds Preprocessing and inference per image.",
@@ -380,32 +385,34 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
             seen = state.snapshot()["reading_version"]  # what /api/latest already showed
             yield b": mnist-edge events\n\n"
             status_at = 0.0
-            while not state.closing.is_set() and not await request.is_disconnected():
-                snap = state.snapshot()
-                if snap["reading_version"] != seen and snap["history"]:
-                    seen = snap["reading_version"]
-                    payload = {**snap["history"][0], "fps": snap["fps"]}
-                    yield f"event: reading\ndata: {json.dumps(payload)}\n\n".encode()
-                if time.monotonic() - status_at >= KEEPALIVE_S:  # also keeps proxies from
-                    status_at = time.monotonic()                  # dropping a quiet stream
-                    status = {"camera_alive": snap["camera_alive"], "fps": snap["fps"],
-                              "camera_error": snap["camera_error"]}
-                    yield f"event: status\ndata: {json.dumps(status)}\n\n".encode()
-                await asyncio.sleep(0.05)
+            with _viewer(state, "events"):
+                while not state.closing.is_set() and not await request.is_disconnected():
+                    snap = state.snapshot()
+                    if snap["reading_version"] != seen and snap["history"]:
+                        seen = snap["reading_version"]
+                        payload = {**snap["history"][0], "fps": snap["fps"]}
+                        yield f"event: reading\ndata: {json.dumps(payload)}\n\n".encode()
+                    if time.monotonic() - status_at >= KEEPALIVE_S:  # also keeps proxies from
+                        status_at = time.monotonic()                  # dropping a quiet stream
+                        status = {"camera_alive": snap["camera_alive"], "fps": snap["fps"],
+                                  "camera_error": snap["camera_error"]}
+                        yield f"event: status\ndata: {json.dumps(status)}\n\n".encode()
+                    await asyncio.sleep(0.05)
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
     async def mjpeg(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
             seen = -1
-            while not state.closing.is_set() and not await request.is_disconnected():
-                with state.lock:
-                    version, jpeg = state.version, state.jpeg
-                if version != seen and jpeg is not None:  # newest only: a slow client skips
-                    seen = version
-                    yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                           + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                await asyncio.sleep(0.02)
+            with _viewer(state, "mjpeg"):
+                while not state.closing.is_set() and not await request.is_disconnected():
+                    with state.lock:
+                        version, jpeg = state.version, state.jpeg
+                    if version != seen and jpeg is not None:  # newest only: a slow client skips
+                        seen = version
+                        yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                               + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
+                    await asyncio.sleep(0.02)
         return StreamingResponse(stream(), media_type="multipart/x-mixed-replace; boundary=frame",
                                  headers={"Cache-Control": "no-store"})
 
@@ -448,6 +455,18 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+
+@contextmanager
+def _viewer(state: LiveState, stream: str) -> Iterator[None]:
+    """Counts a connected viewer of a stream for /metrics while the response runs."""
+    with state.lock:
+        state.metrics.streams[stream] += 1
+    try:
+        yield
+    finally:
+        with state.lock:
+            state.metrics.streams[stream] -= 1
 
 
 def _libc_malloc_trim() -> Any:

@@ -13,11 +13,30 @@ function describe(r) {
   return { big: String(r.digit), small: `${(100 * r.confidence).toFixed(1)}% sure` };
 }
 
-function showReading(r) {
+let heard = Date.now();  // when the server last said the reading is current (any event)
+
+function ago(ms) {
+  const s = Math.round(ms / 1000);
+  return s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
+}
+
+function showAge() {  // a stale reading says how old it is, every second
+  const stale = document.body.classList.contains("offline") || document.body.classList.contains("stale");
+  $("age").textContent = stale && $("digit").textContent !== "–" ? `from ${ago(Date.now() - heard)} ago` : "";
+}
+setInterval(showAge, 1000);
+
+function showCurrent(r) {  // the big digit beside the stream
+  heard = Date.now();
   const d = describe(r);
   $("digit").textContent = d.big;
   $("confidence").textContent = d.small;
   if (r.fps !== undefined) $("fps").textContent = `${r.fps.toFixed(1)} frames/s`;
+  return d;
+}
+
+function showReading(r) {
+  const d = showCurrent(r);
   const li = document.createElement("li");
   const when = new Date(1000 * r.time).toLocaleTimeString();
   li.innerHTML = "";
@@ -32,7 +51,9 @@ function showReading(r) {
 const TOKEN_HELP = "token missing or changed (the server restarted?): open the URL mnist-edge serve printed";
 
 function showCamera(s) {  // the status event, at least every 5 s
+  document.body.classList.toggle("stale", !s.camera_alive && s.camera_error !== null);
   if (s.camera_alive) {
+    heard = Date.now();
     $("status").textContent = `camera live, ${s.fps.toFixed(1)} frames/s`;
     $("status").className = "muted";
   } else {
@@ -59,11 +80,17 @@ async function start() {
   events.addEventListener("status", (e) => { showCamera(JSON.parse(e.data)); });
   events.onopen = () => {
     document.body.classList.remove("offline");
-    if (away) { away = false; restartStream(); }
+    showAge();
+    if (away) {  // a restarted server: a new stream, and its reading rather than ours
+      away = false; restartStream();
+      fetch(withToken("api/latest")).then((res) => res.json()).then((r) => { if (r.frame !== null) showCurrent(r); })
+        .catch(() => {});
+    }
   };
   events.onerror = async () => {
     away = true;
     document.body.classList.add("offline");  // the last digit is no longer current
+    showAge();
     $("status").textContent = "reconnecting…";
     try {
       const res = await fetch(withToken("api/latest"));
