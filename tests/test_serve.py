@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -38,6 +39,14 @@ EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
 SCREENSHOTS = ROOT / "ci-reports" / "screenshots"
 
 
+def _noise_png(side: int = 1800) -> bytes:
+    buf = io.BytesIO()  # random colour noise: a PNG of ~10 MB, as big as a phone's photo
+    noise = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(buf, "PNG")
+    return buf.getvalue()
+
+
+
 class Running:
     """A real uvicorn server on a free loopback port, in a thread, with its camera loop."""
 
@@ -67,7 +76,7 @@ class Running:
 
     def close(self) -> None:
         self.loop.stop.set()
-        self.state.closing.set()  # as SIGTERM does: open streams end
+        self.state.close()  # as SIGTERM does: open streams end
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
@@ -359,8 +368,64 @@ def test_real_browser(live):
         border = page.eval_on_selector("#canvas", "c => getComputedStyle(c).borderTopWidth")
         assert border == "2px"  # the canvas is visible on a white card
         page.screenshot(path=str(SCREENSHOTS / "serve_upload_and_drawing.png"), full_page=True)
+        # A photo over 2 MB is scaled down in the browser and sent as a JPEG.
+        big = _noise_png()
+        page.set_input_files("#file", files=[{"name": "big.png", "mimeType": "image/png",
+                                              "buffer": big}])
+        page.wait_for_function("!document.getElementById('photo-result').textContent.includes('classifying')")
+        size, kind, width = page.evaluate("""async () => {  // the preview is the blob that was sent
+            const blob = await (await fetch(document.getElementById('preview').src)).blob();
+            const bitmap = await createImageBitmap(blob);
+            return [blob.size, blob.type, bitmap.width]; }""")
+        assert kind == "image/jpeg" and size < len(big) / 2 and width == 1600, (kind, size, width)
+        page.wait_for_function("document.getElementById('photo-result').dataset.digit !== undefined")
+        # A file that is not an image: a sentence, not the decoder's raw message or JSON.
+        page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",
+                                              "buffer": b"shopping list"}])
+        page.wait_for_function(
+            "document.getElementById('photo-result').textContent.startsWith('not an image')")
+        # Readings announced to screen readers; history entries carry their time.
+        for region in ("#digit", "#photo-result", "#draw-result"):
+            assert page.get_attribute(region, "aria-live") == "polite"
+        assert re.fullmatch(r"\d{1,2}:\d{2}:\d{2}( [AP]M)?", page.inner_text("#history li small").strip())
+        # Text contrast >= 4.5:1 (WCAG AA) for the grey text and the error red, on the page's background.
+        background = _rgb(page.eval_on_selector("body", "b => getComputedStyle(b).backgroundColor"))
+        for selector in ("#confidence", "#fps", "h3", "#history li small", ".error"):
+            page.evaluate("s => { if (!document.querySelector(s)) { const e = document.createElement('p');"
+                          " e.className = s.slice(1); e.textContent = 'x'; document.body.append(e); } }",
+                          selector)
+            color = page.eval_on_selector(selector, "e => getComputedStyle(e).color")
+            opacity = float(page.eval_on_selector(selector, "e => getComputedStyle(e).opacity"))
+            shown = tuple(opacity * c + (1 - opacity) * b
+                          for c, b in zip(_rgb(color), background, strict=True))
+            assert _contrast(shown, background) >= 4.5, (selector, color, opacity)
         browser.close()
     assert drawn == "1"
+
+
+def _rgb(css: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", css)[:3])
+
+
+def _contrast(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours (0-255)."""
+    def luminance(rgb: tuple[float, ...]) -> float:
+        lin = [(c / 255 / 12.92) if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    hi, lo = sorted((luminance(a), luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.slow
+def test_page_without_javascript_says_what_it_needs(idle):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = _chromium(p)
+        page = browser.new_context(java_script_enabled=False).new_page()
+        page.goto(idle.url + "/")
+        assert "needs JavaScript" in page.inner_text("noscript p")
+        assert "POST an image to /api/classify" in page.inner_text("body")
+        browser.close()
 
 
 @pytest.mark.slow

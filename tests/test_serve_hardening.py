@@ -320,3 +320,30 @@ def test_the_url_is_printed_as_a_qr_code_a_phone_can_scan(monkeypatch):
     assert cv2.QRCodeDetector().detectAndDecode(image)[0] == printed_url
     plain = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port])
     assert plain.exit_code == 0 and "\u2580" not in plain.output  # not a terminal: no code
+
+
+def test_streams_wait_for_news_instead_of_polling():
+    """`LiveState.news` returns as soon as a frame is published from another thread (the
+    camera's), at once when the frame is already newer, and when the server closes; otherwise
+    only at its timeout."""
+    import asyncio
+
+    state = srv.LiveState()
+
+    async def scenario() -> list[str]:
+        seen = []
+        publisher = threading.Timer(0.05, state.publish, args=(b"jpeg", {"digit": 1}, True, 8.0))
+        publisher.start()
+        await asyncio.wait_for(state.news(0, timeout=600), 30)  # woken, not timed out
+        seen.append(f"frame {state.version}")
+        await asyncio.wait_for(state.news(0, timeout=600), 1)  # already newer: no wait
+        seen.append("newer")
+        await state.news(state.version, timeout=0.01)  # nothing new: the timeout
+        seen.append("timeout")
+        threading.Timer(0.05, state.close).start()
+        await asyncio.wait_for(state.news(state.version, timeout=600), 30)
+        seen.append("closed")
+        return seen
+
+    assert asyncio.run(scenario()) == ["frame 1", "newer", "timeout", "closed"]
+    assert not state._waiters  # nobody left registered

@@ -128,7 +128,8 @@ class LiveState:
         self.metrics = Metrics()
         self.started = time.time()
         self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
-        self.closing = threading.Event()  # set on SIGINT/SIGTERM: streams end at once
+        self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
         with self.lock:
@@ -139,10 +140,44 @@ class LiveState:
             if changed:
                 self.reading_version += 1
                 self.history.appendleft(reading)
+        self.wake()
         if self.publisher is not None:  # stores the newest value; never waits for the broker
             if changed:
                 self.publisher.reading(reading)
             self.publisher.camera(True, fps=fps)
+
+    def wake(self) -> None:
+        """Tells every stream waiting in news() to look (from any thread)."""
+        with self.lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that event loop has closed
+                pass
+
+    def close(self) -> None:
+        """Ends every stream now (SIGINT/SIGTERM), so shutdown does not wait for viewers."""
+        self.closing.set()
+        self.wake()
+
+    async def news(self, seen: int, timeout: float) -> None:
+        """Returns once a frame newer than version `seen` is published, the camera's state
+        changes or the server closes, else after `timeout` s: streams wait here, not poll."""
+        event = asyncio.Event()
+        waiter = (asyncio.get_running_loop(), event)
+        with self.lock:
+            if self.version != seen or self.closing.is_set():
+                return
+            self._waiters.add(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                await event.wait()
+        except TimeoutError:
+            pass
+        finally:
+            with self.lock:
+                self._waiters.discard(waiter)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -208,6 +243,7 @@ class CameraLoop(threading.Thread):
                 wait = min(60.0, wait * 2)
         with self.state.lock:
             self.state.camera_alive = False
+        self.state.wake()
 
     def _play(self, number: int, change: Stable) -> int:
         """Open the source and publish its frames until it ends; returns the frame count."""
@@ -253,6 +289,7 @@ class CameraLoop(threading.Thread):
         self.log(f"camera: {message}")
         with self.state.lock:
             self.state.camera_alive, self.state.camera_error = False, message
+        self.state.wake()
         if self.state.publisher is not None:
             self.state.publisher.camera(False, message)
 
@@ -384,7 +421,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         async def stream() -> AsyncIterator[bytes]:
             seen = state.snapshot()["reading_version"]  # what /api/latest already showed
             yield b": mnist-edge events\n\n"
-            status_at = 0.0
+            status_at, said = 0.0, None
             with _viewer(state, "events"):
                 while not state.closing.is_set() and not await request.is_disconnected():
                     snap = state.snapshot()
@@ -392,12 +429,15 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                         seen = snap["reading_version"]
                         payload = {**snap["history"][0], "fps": snap["fps"]}
                         yield f"event: reading\ndata: {json.dumps(payload)}\n\n".encode()
-                    if time.monotonic() - status_at >= KEEPALIVE_S:  # also keeps proxies from
-                        status_at = time.monotonic()                  # dropping a quiet stream
+                    camera = (snap["camera_alive"], snap["camera_error"])
+                    # the camera's state when it changes, and at least every KEEPALIVE_S
+                    # (which also keeps proxies from dropping a quiet stream)
+                    if camera != said or time.monotonic() - status_at >= KEEPALIVE_S:
+                        status_at, said = time.monotonic(), camera
                         status = {"camera_alive": snap["camera_alive"], "fps": snap["fps"],
                                   "camera_error": snap["camera_error"]}
                         yield f"event: status\ndata: {json.dumps(status)}\n\n".encode()
-                    await asyncio.sleep(0.05)
+                    await state.news(snap["version"], min(1.0, KEEPALIVE_S))
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
 
@@ -412,7 +452,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                         seen = version
                         yield (b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
                                + str(len(jpeg)).encode() + b"\r\n\r\n" + jpeg + b"\r\n")
-                    await asyncio.sleep(0.02)
+                    await state.news(version, 1.0)
         return StreamingResponse(stream(), media_type="multipart/x-mixed-replace; boundary=frame",
                                  headers={"Cache-Control": "no-store"})
 
@@ -638,7 +678,7 @@ def run(web: Starlette, sock: socket.socket, loop: CameraLoop | None, state: Liv
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
-            state.closing.set()  # streams end now, so shutdown does not wait for viewers
+            state.close()  # streams end now, so shutdown does not wait for viewers
             super().handle_exit(sig, frame)
 
     if loop is not None:

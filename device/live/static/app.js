@@ -116,6 +116,7 @@ async function smaller(blob) {  // big photos are scaled in the browser before t
 
 async function classifyBlob(original, target) {
   target.textContent = "classifying…";
+  delete target.dataset.digit;  // the previous answer no longer stands
   const blob = await smaller(original);
   if (target.id === "photo-result") {  // a preview of what was sent
     const img = $("preview"); img.src = URL.createObjectURL(blob); img.hidden = false;
