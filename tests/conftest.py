@@ -54,6 +54,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     none downloads."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "state"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("data")))  # installed models: per test
 
 
 def photo_of(digit: np.ndarray, seed: int = 0, size: int = 200) -> np.ndarray:

@@ -86,7 +86,8 @@ def camera(
         code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
                           timeout=timeout, retries=retries, say=say, emit=typer.echo,
                           min_confidence=min_confidence, stable=stable, multi=multi,
-                          publisher=publisher)
+                          publisher=publisher,
+                          reload=lambda: support.load(model, runtime, threads, trust_model))
     finally:
         if publisher is not None:
             publisher.close()
@@ -139,7 +140,7 @@ def serve(
                          f" (missing: {', '.join(missing)})")
     from mnist_edge.device.live import serve as srv
     from mnist_edge.device.live import sources
-    from mnist_edge.device.live.loop import Reader
+    from mnist_edge.device.live.loop import Reader, reload_on_sighup
 
     clf = support.load(model, runtime, threads, trust_model)
     loopback = host in srv.LOOPBACK
@@ -158,6 +159,7 @@ def serve(
         open_source().close()  # a file or folder that cannot be read: one line, exit 2
     sock = srv.listen(host, port)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
+    reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say)
     state = srv.LiveState()
     # A camera that is missing or fails is retried in the background while upload and
     # drawing keep working; /healthz says "degraded" (503) until it delivers frames.

@@ -44,8 +44,9 @@ TrustOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON object per line on stdout.")]
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", metavar="MODEL", help=f"A .tflite file or a bundled model: "
-                 f"{_NAMES} (default: {bundled.DEFAULT}).", show_default=False),
+    typer.Option("--model", "-m", metavar="MODEL", help=f"A .tflite file, a bundled model "
+                 f"({_NAMES}) or an installed one (`mnist-edge models list`; default: the one "
+                 f"`models use` chose, else {bundled.DEFAULT}).", show_default=False),
 ]
 ModelsOpt = Annotated[
     list[Path] | None,

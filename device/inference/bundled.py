@@ -26,10 +26,12 @@ NAMES = {f"{f}{v}": path(f"{f}{v}") for f in FAMILIES for v in ("", "-float32")}
 
 
 def resolve(spec: str | Path | None) -> Path:
-    """A short name, or a path as given; None is the default model."""
-    if spec is None:
-        return NAMES[DEFAULT]
-    return NAMES.get(str(spec), Path(spec))
+    """A bundled or installed model's name (`mnist-edge models list`), or a path as given;
+    None is the default model (`mnist-edge models use` chooses it; else robust)."""
+    from mnist_edge.device.inference import store
+
+    name = store.default_name() if spec is None else str(spec)
+    return store.path_of(name) or Path(spec if spec is not None else NAMES[DEFAULT])
 
 
 def families() -> list[tuple[Path, Path]]:

@@ -18,7 +18,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from mnist_edge.device.errors import CameraError
+from mnist_edge.device.errors import CameraError, MnistEdgeError
 from mnist_edge.device.inference.model import Classifier
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.reading.decision import Prediction, read
@@ -74,6 +74,11 @@ class Reader:
         self.region: camera.Roi | None = None
         self.latency_s = 0.0
 
+    def swap(self, clf: Classifier) -> None:
+        """Read with `clf` from the next invoke on (a reload: nobody is disconnected)."""
+        with self.lock:
+            self.clf, self.model = clf, cast(Classifier, LockedModel(clf, self.lock))
+
     def roi(self, frame: np.ndarray) -> camera.Roi:
         r = self.region
         if r is None or r.x + r.w > frame.shape[1] or r.y + r.h > frame.shape[0]:
@@ -120,11 +125,29 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old)
 
 
+def reload_on_sighup(reader: Reader, load: Callable[[], Classifier],
+                     say: Callable[[str], None]) -> None:
+    """On SIGHUP (`systemctl reload`), load the model again (the new default after `models
+    install|use|rollback`) in a thread and swap it into `reader`; readers and viewers carry
+    on. A model that fails to load leaves the running one, with one line saying why."""
+    def swap() -> None:
+        try:
+            clf = load()
+        except MnistEdgeError as e:
+            say(f"reload: {e}; still reading with {reader.clf.path.name}")
+            return
+        reader.swap(clf)
+        say(f"reload: now reading with {clf.path.name} ({clf.sha256[:12]})")
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda _s, _f: threading.Thread(target=swap, daemon=True).start())
+
+
 def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | None,
                json_out: bool, show: bool, timeout: float, retries: int,
                say: Callable[[str], None], emit: Callable[[str], None],
                min_confidence: float = 0.0, stable: int = 1, multi: bool = False,
-               publisher: Any = None) -> int:
+               publisher: Any = None, reload: Callable[[], Classifier] | None = None) -> int:
     """Read `spec` until its end, `frames`, Ctrl-C or SIGTERM: each result line goes to `emit`
     (stdout in the CLI), messages for people to `say` (stderr).
 
@@ -138,6 +161,8 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
 
     source = camera.open_source(spec, log=on_skip, timeout=timeout, retries=retries)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
+    if reload is not None:
+        reload_on_sighup(reader, reload, say)
     window = _Window(say) if show else None
     change = Stable(stable)
     count = 0

@@ -307,7 +307,6 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                hosts: tuple[str, ...] | None = None, max_decodes: int = MAX_DECODES) -> Starlette:
     """The ASGI app; its dependencies come in, so tests pass fakes. `hosts`: the Host
     header names accepted (a loopback server accepts only its own: no DNS rebinding)."""
-    clf = reader.clf
     decoding = threading.BoundedSemaphore(max_decodes)
 
     def authorized(request: Request) -> bool:
@@ -387,7 +386,8 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
             try:
                 gray = images.decode_gray(data, name)
                 t0 = time.perf_counter()
-                preds = decision.read(reader.model, gray, multi=multi,
+                model = reader.model  # one model for the whole answer, even across a reload
+                preds = decision.read(model, gray, multi=multi,
                                       min_confidence=reader.min_confidence)
                 del gray
             finally:
@@ -395,7 +395,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                 give_back_memory()
             with state.lock:
                 state.metrics.observe(time.perf_counter() - t0)
-            answer = classify.as_json(Path(name), preds, str(clf.path), top, multi)
+            answer = classify.as_json(Path(name), preds, str(model.path), top, multi)
             if want_crop and preds[0].pixels is not None:  # what the model saw, for the page
                 answer["crop"] = _png_data_url(preds[0].pixels)
             return answer
@@ -464,8 +464,8 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
             return JSONResponse({"status": "ok" if ok else "degraded"}, status_code=200 if ok else 503)
         body = {"status": "ok" if ok else "degraded",  # no paths, even with the token
                 "camera": Path(source_name).name or source_name, "camera_alive": snap["camera_alive"],
-                "camera_error": _no_paths(snap["camera_error"]), "model": clf.path.name,
-                "model_sha256": clf.sha256, "runtime": str(clf.runtime),
+                "camera_error": _no_paths(snap["camera_error"]), "model": reader.clf.path.name,
+                "model_sha256": reader.clf.sha256, "runtime": str(reader.clf.runtime),
                 "uptime_s": round(time.time() - state.started, 1), "frames": snap["version"]}
         return JSONResponse(body, status_code=200 if ok else 503)
 

@@ -1,0 +1,227 @@
+"""`mnist-edge models install|list|use|rollback` and the reload of `serve` on SIGHUP: a model
+is verified before it is installed, every change is atomic, the default follows, and a running
+server takes the new default without dropping its viewers."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mnist_edge.device.cli import app
+from mnist_edge.device.inference import bundled, store
+
+from .conftest import ROOT, wait_until_listening
+
+TUTORIAL = bundled.MODELS_DIR / "tutorial"
+EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
+
+
+def cli(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def model_used() -> str:
+    res = cli("classify", str(EXAMPLE7), "--json")
+    assert res.exit_code == 0, res.output
+    return Path(json.loads(res.stdout.splitlines()[0])["model"]).name
+
+
+def snapshot() -> dict[str, bytes]:
+    """Every file under the store, with its content."""
+    return {str(p.relative_to(store.root())): p.read_bytes()
+            for p in sorted(store.root().rglob("*")) if p.is_file()} if store.root().exists() else {}
+
+
+def test_install_makes_the_default_and_rollback_goes_back():
+    assert model_used() == "mnist_robust_int8.tflite"
+    res = cli("models", "install", str(TUTORIAL), "--name", "mine")
+    assert res.exit_code == 0, res.output
+    assert "default: mine (was robust" in res.output
+    assert model_used() == "mnist_cnn_int8.tflite"  # every command's default now
+    listed = {r["name"]: r for r in json.loads(cli("models", "list", "--json").stdout)}
+    assert listed["mine"]["default"] and listed["mine"]["installed"]
+    assert listed["mine"]["sha256"] == listed["tutorial"]["sha256"]
+    assert sorted(p.name for p in (store.root() / "mine").iterdir()) == [
+        "manifest.json", "mnist_cnn_float32.tflite", "mnist_cnn_int8.tflite"]
+
+    assert cli("models", "rollback").exit_code == 0
+    assert model_used() == "mnist_robust_int8.tflite"
+    assert cli("models", "rollback").exit_code == 0  # twice: forward again
+    assert model_used() == "mnist_cnn_int8.tflite"
+    assert cli("models", "use", "robust").exit_code == 0
+    assert model_used() == "mnist_robust_int8.tflite"
+    assert cli("classify", str(EXAMPLE7), "--model", "mine").exit_code == 0  # by name
+
+
+def test_reinstalling_a_name_keeps_the_older_one_for_rollback(tmp_path):
+    assert cli("models", "install", str(TUTORIAL / "mnist_cnn_int8.tflite")).exit_code == 0
+    first = store.installed()["personal"].read_bytes()
+    newer = tmp_path / "newer"
+    shutil.copytree(bundled.MODELS_DIR / "robust", newer)
+    assert cli("models", "install", str(newer)).exit_code == 0
+    names = set(store.installed())
+    older = next(n for n in names if n.startswith("personal~"))
+    assert store.default_name() == "personal"
+    assert store.installed()["personal"].name == "mnist_robust_int8.tflite"
+    assert cli("models", "rollback").exit_code == 0
+    assert store.default_name() == older and store.installed()[older].read_bytes() == first
+
+
+@pytest.mark.parametrize("damage", ["bytes", "no-manifest", "not-listed"])
+def test_a_model_nothing_vouches_for_is_refused_and_nothing_changes(tmp_path, damage):
+    assert cli("models", "install", str(TUTORIAL), "--name", "good").exit_code == 0
+    before = snapshot()
+    family = tmp_path / "family"
+    shutil.copytree(TUTORIAL, family)
+    int8 = family / "mnist_cnn_int8.tflite"
+    if damage == "bytes":
+        data = bytearray(int8.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        int8.write_bytes(bytes(data))
+        target: Path = family
+    elif damage == "no-manifest":
+        (family / "manifest.json").unlink()
+        target = int8
+    else:
+        target = family / "other.tflite"
+        shutil.copy(int8, target)
+    res = cli("models", "install", str(target), "--name", "good")
+    assert res.exit_code == 2 and res.output.startswith("error: ") and len(res.output.splitlines()) == 1
+    assert snapshot() == before  # the installed model, the pointers: untouched
+    assert model_used() == "mnist_cnn_int8.tflite"
+
+
+def test_an_install_interrupted_at_any_point_leaves_the_old_state(monkeypatch):
+    from mnist_edge.device.inference import model as models
+
+    assert cli("models", "install", str(TUTORIAL), "--name", "mine").exit_code == 0
+    before = snapshot()
+
+    def killed(*_a, **_k):
+        raise KeyboardInterrupt  # Ctrl-C while the copy is being verified
+
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(models, "load", killed)
+        store.install(bundled.MODELS_DIR / "robust", "mine")
+    assert snapshot() == before and not list(store.root().glob(".install-*"))
+    (store.root() / ".install-left-by-a-crash").mkdir()  # a killed process's staging folder
+    assert cli("models", "install", str(bundled.MODELS_DIR / "robust"), "--name", "other").exit_code == 0
+    assert not list(store.root().glob(".install-*"))
+    assert "left-by-a-crash" not in " ".join(store.installed())
+
+
+def test_bad_names_and_unknown_models_are_usage_errors():
+    assert cli("models", "install", str(TUTORIAL), "--name", "robust").exit_code == 2
+    assert cli("models", "install", str(TUTORIAL), "--name", "../up").exit_code == 2
+    assert cli("models", "install", "/nonexistent/family").exit_code == 2
+    res = cli("models", "use", "nope")
+    assert res.exit_code == 2 and "models list" in res.output
+    assert cli("models", "rollback").exit_code == 2  # nothing to roll back to
+
+
+class _Stderr:
+    """A process's stderr lines, read in a thread, to wait for one without blocking."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        stream = proc.stderr
+        assert stream is not None
+        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
+                                       daemon=True)
+        self.thread.start()
+
+    def wait_for(self, text: str, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in list(self.lines)):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _health(url: str) -> dict:
+    import httpx
+
+    return httpx.get(url + "/healthz").json()
+
+
+def test_serve_takes_a_new_default_on_sighup_without_dropping_viewers(tmp_path):
+    """A running `serve` (no token on loopback) reads with the bundled default; `models use
+    tutorial`, SIGHUP: /healthz and uploads name the new model, an event-stream viewer that was
+    connected is still counted. A model file that breaks leaves the running one, said on
+    stderr."""
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("starlette")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).parent / "mnist-edge"
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=os.environ.copy(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_listening(url)
+        assert _health(url)["model"] == "mnist_robust_int8.tflite"
+        with httpx.Client(timeout=30) as viewer, viewer.stream("GET", url + "/api/events") as events:
+            lines = events.iter_lines()
+            next(lines)  # connected
+            assert cli("models", "use", "tutorial").exit_code == 0
+            proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while _health(url)["model"] != "mnist_cnn_int8.tflite" and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _health(url)["model"] == "mnist_cnn_int8.tflite"
+            answer = httpx.post(url + "/api/classify", content=EXAMPLE7.read_bytes()).json()
+            assert answer["digit"] == 7 and Path(answer["model"]).name == "mnist_cnn_int8.tflite"
+            metrics = httpx.get(url + "/metrics").text
+            assert 'mnist_edge_open_streams{stream="events"} 1' in metrics  # still connected
+            assert any(line.startswith("event: status") for line in lines)  # and still served
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0 and "reload: now reading with mnist_cnn_int8.tflite" in err
+
+
+def test_a_reload_that_fails_keeps_the_running_model(tmp_path):
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("starlette")
+    family = tmp_path / "robust"
+    shutil.copytree(bundled.MODELS_DIR / "robust", family)
+    model = family / "mnist_robust_int8.tflite"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    exe = Path(sys.executable).parent / "mnist-edge"
+    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--model", str(model)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        err = _Stderr(proc)
+        wait_until_listening(url)
+        model.write_bytes(b"not a model any more")
+        proc.send_signal(signal.SIGHUP)
+        assert err.wait_for("still reading with mnist_robust_int8.tflite"), err.lines
+        assert httpx.post(url + "/api/classify", content=EXAMPLE7.read_bytes()).json()["digit"] == 7
+        assert _health(url)["model"] == "mnist_robust_int8.tflite"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        proc.kill()
+
+
+def test_models_help_is_uncut():
+    listing = cli("models", "--help").stdout.split("Commands:")[1]
+    assert "..." not in listing and len(listing.strip().splitlines()) == 4
