@@ -2,6 +2,7 @@
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -92,6 +93,75 @@ def camera(
         if publisher is not None:
             publisher.close()
     raise typer.Exit(code)
+
+
+@app.command(short_help="Save examples of your handwriting from a camera.")
+@one_line_errors
+def collect(
+    folder: Annotated[Path, typer.Argument(help="Where to save: FOLDER/<digit>/*.png (the "
+                                           "frames) with the crops and records in .meta/.",
+                                           show_default=False)],
+    source: Annotated[str, typer.Option("--source", "-s", help="auto | picamera2 | opencv:N "
+                                        "| VIDEO file | DIR of frames.")] = "auto",
+    label: Annotated[str | None, typer.Option("--label", "-l", help="The digit shown (0-9, or "
+                     "'none' for empty frames); without it you are asked for one digit after "
+                     "another.", show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-c", min=1, help="Examples to save for each "
+                     "digit (different views: near-duplicates are skipped).")] = 20,
+    settle: Annotated[int, typer.Option("--settle", min=1, metavar="N", help="Save only after "
+                      "the view has been still for N frames.")] = 3,
+    frames: Annotated[int | None, typer.Option("--frames", "-n", min=1, help="Stop after N "
+                      "frames.", show_default=False)] = None,
+    roi: RoiOpt = None,
+    model: ModelOpt = None,
+    min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
+    retries: RetriesOpt = DEFAULT_RETRIES,
+    runtime: RuntimeOpt = None,
+    threads: ThreadsOpt = None,
+    trust_model: TrustOpt = False,
+) -> None:
+    """Collect examples of your own handwriting for `mnist-edge train --finetune FOLDER`.
+
+    Show a written digit to the camera: once the view is still it is saved with the 28x28 crop
+    the reading pipeline cut and what the model read (right or wrong). Ctrl-C keeps everything
+    saved so far; exit 1 when nothing was saved. `check --images FOLDER` measures any model
+    on them."""
+    from mnist_edge.device.data import examples
+    from mnist_edge.device.live import collect as collecting
+    from mnist_edge.device.live import sources
+    from mnist_edge.device.live.loop import Reader
+
+    fixed = None
+    if label is not None:
+        try:
+            fixed = examples.label_of(label)
+        except ValueError as e:
+            raise UsageError(f"--label: {e}") from None
+    support.writable_folder(folder, "FOLDER")
+    clf = support.load(model, runtime, threads, trust_model)
+    reader = Reader(clf, roi=roi, min_confidence=min_confidence)
+
+    def asked() -> Iterator[str]:
+        while True:
+            answer = typer.prompt("digit to show (0-9 or none; Enter to stop)", default="",
+                                  show_default=False, err=True)
+            if not answer.strip():
+                return
+            try:
+                yield examples.label_of(answer)
+            except ValueError as e:
+                say(str(e))
+
+    source_ = sources.open_source(source, log=lambda m: say(f"skipped: {m}"), timeout=timeout,
+                                  retries=retries)
+    try:
+        saved = collecting.run(reader, source_, folder, labels=iter([fixed]) if fixed else asked(),
+                               count=count, settle=settle, source_name=source, say=say,
+                               emit=typer.echo, frames=frames)
+    finally:
+        source_.close()
+    raise typer.Exit(0 if saved else 1)
 
 
 @app.command(short_help="Live view and HTTP API for a headless Pi.")

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 
 import mnist_edge
@@ -19,7 +20,7 @@ from mnist_edge.device.cli.options import (
     ThreadsOpt,
     TrustOpt,
 )
-from mnist_edge.device.errors import BadImageError
+from mnist_edge.device.errors import BadImageError, UsageError
 from mnist_edge.device.reading.trace import Trace
 
 
@@ -39,6 +40,11 @@ def classify(
                          show_default=False)] = None,
     multi: MultiOpt = False,
     min_confidence: MinConfidenceOpt = DEFAULT_MIN_CONFIDENCE,
+    save_to: Annotated[Path | None, typer.Option("--save-to", help="Also save each image as an "
+                       "example of --label for `train --finetune` (as `collect` does).",
+                       show_default=False)] = None,
+    label: Annotated[str | None, typer.Option("--label", "-l", help="With --save-to: the digit "
+                     "the images show (0-9, or 'none').", show_default=False)] = None,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
     trust_model: TrustOpt = False,
@@ -50,6 +56,18 @@ def classify(
 
     if debug_dir is not None:
         support.writable_folder(debug_dir, "--debug-dir")
+    if (save_to is None) != (label is None):
+        raise UsageError("--save-to and --label go together (the folder, and the digit shown)")
+    if label is not None and save_to is not None:
+        from mnist_edge.device.data import examples
+        from mnist_edge.device.live import collect
+        from mnist_edge.device.reading import decode
+
+        try:
+            label = examples.label_of(label)
+        except ValueError as e:
+            raise UsageError(f"--label: {e}") from None
+        support.writable_folder(save_to, "--save-to")
     clf = support.load(model, runtime, threads, trust_model)
     failed = 0
     paths = files.expand(images, on_skip=lambda message: say(f"skipped: {message}"))
@@ -57,7 +75,8 @@ def classify(
     for path in paths:
         try:
             trace = Trace(images=True) if debug_dir is not None else None
-            preds = mnist_edge.read(path, clf, multi=multi, min_confidence=min_confidence,
+            image = decode.load_gray(path) if save_to is not None else path  # kept to save
+            preds = mnist_edge.read(image, clf, multi=multi, min_confidence=min_confidence,
                                     trace=trace or False).predictions
         except BadImageError as e:
             say(f"error: {e}")
@@ -71,6 +90,11 @@ def classify(
             except OSError as e:
                 say(f"error: {debug_dir}: cannot write the debug image ({e.strerror or e})")
                 failed += 1
+        if save_to is not None and label is not None and isinstance(image, np.ndarray):
+            grey = np.round(image * 255).astype(np.uint8) if image.dtype != np.uint8 else image
+            saved = examples.save(save_to, label, grey, preds[0].pixels,
+                                  collect.record(clf, preds[0], str(path), 0))
+            say(f"saved {path} as {saved}")
         if json_out:
             typer.echo(json.dumps(files.as_json(path, preds, str(clf.path), top_k, multi)))
         else:

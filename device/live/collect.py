@@ -1,0 +1,101 @@
+"""`mnist-edge collect`: examples of a user's own handwriting from a camera, a video or a
+folder of frames, saved where `train --finetune` and `check --images` read them
+(data/examples.py).
+
+An example is saved once the view has settled (the pipeline's crop has not changed for
+`settle` frames: the hand has left, the camera has focused) and it is not a near-duplicate of
+one already saved for that label, so holding a digit in view for a minute gives one example,
+not six hundred. Whatever the model reads is recorded beside it, right or wrong: the misread
+ones are what the fine-tune needs most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mnist_edge.device.data import examples
+from mnist_edge.device.inference.model import Classifier
+from mnist_edge.device.live import sources as camera
+from mnist_edge.device.live.loop import Reader, sigterm_as_interrupt
+from mnist_edge.device.reading.decision import Prediction
+from mnist_edge.device.reading.params import DEFAULT as READING
+
+
+def key_of(frame: np.ndarray, pred: Prediction) -> np.ndarray:
+    """What two frames are compared by: the crop the model saw, or, when the pipeline found no
+    digit, the frame shrunk to 28x28 (so empty frames of different scenes still differ)."""
+    if pred.pixels is not None:
+        return pred.pixels
+    grey = frame if frame.ndim == 2 else np.asarray(Image.fromarray(frame).convert("L"))
+    return np.asarray(Image.fromarray(grey).resize((28, 28), Image.Resampling.BOX), np.uint8)
+
+
+def record(clf: Classifier, pred: Prediction, source: str, frame_number: int) -> dict[str, Any]:
+    """What is saved beside an example: when, from where, the model and what it read."""
+    return {"time": round(time.time(), 3), "source": source, "frame": frame_number,
+            "model": clf.path.name, "model_sha256": clf.sha256, "read": pred.digit,
+            "confidence": None if pred.confidence is None else round(float(pred.confidence), 4),
+            "none_reason": pred.none_reason, "box": list(pred.bbox) if pred.bbox else None,
+            "reading_pipeline": READING.version()}
+
+
+def settled(source: camera.Source, reader: Reader, settle: int,
+            limit: int | None = None) -> Iterator[tuple[int, np.ndarray, Prediction, np.ndarray]]:
+    """(frame number, ROI image, reading, key) each time the view has been still for `settle`
+    frames in a row (and again for every further still frame)."""
+    still, last = 0, None
+    for number, frame in enumerate(camera.frames(source, limit)):
+        region = reader.roi(frame).cut(frame)
+        pred = reader.read(frame)[0]
+        key = key_of(region, pred)
+        now = key.astype(np.float32)
+        moving = last is None or float(np.abs(now - last).mean()) >= examples.NEAR_DUPLICATE
+        still, last = 1 if moving else still + 1, now
+        if still >= settle:
+            yield number, region, pred, key
+
+
+def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator[str],
+        count: int, settle: int, source_name: str, say: Callable[[str], None],
+        emit: Callable[[str], None], frames: int | None = None) -> int:
+    """Save `count` examples for each label `labels` yields (a fixed --label: one; asked
+    interactively: one prompt after another), until the labels or the frames end, or Ctrl-C.
+    Returns how many were saved; everything saved stays saved."""
+    saved = skipped = 0
+    stream = settled(source, reader, settle, frames)
+    try:
+        with sigterm_as_interrupt():
+            for label in labels:
+                # earlier runs' crops; empty frames' crops are all blank, so those are compared
+                # within this run only (by their thumbnails)
+                seen = examples.crops(folder, label) if label != "none" else []
+                have = 0
+                for number, region, pred, key in stream:
+                    if pred.pixels is None and label != "none":
+                        continue  # no ink found: nothing of this digit to learn from
+                    if examples.near_duplicate(key, seen):
+                        skipped += 1
+                        continue
+                    path = examples.save(folder, label, region, pred.pixels,
+                                         record(reader.clf, pred, source_name, number))
+                    seen.append(key)
+                    have += 1
+                    saved += 1
+                    read = "no digit" if pred.digit is None else str(pred.digit)
+                    flag = "" if read == ("no digit" if label == "none" else label) else "  (misread)"
+                    emit(f"{path}: label {label}, model read {read}{flag}")
+                    if have >= count:
+                        break
+                else:
+                    break  # the frames ended
+    except KeyboardInterrupt:
+        say("stopped")
+    say(f"saved {saved} example{'s' * (saved != 1)} in {folder} ({skipped} near-duplicate "
+        "frames skipped)")
+    return saved

@@ -1,0 +1,127 @@
+"""`mnist-edge collect` and `classify --save-to`: a user's own examples saved in the layout
+`check --images` reads, once per settled view, near-duplicates skipped, Ctrl-C keeping them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from mnist_edge.device.cli import app
+from mnist_edge.device.data import examples
+from mnist_edge.device.evaluation import datasets
+
+from .conftest import ROOT, photo_of
+
+EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
+
+
+def cli(*args: str, **kwargs):
+    return CliRunner().invoke(app, list(args), **kwargs)
+
+
+def frames_folder(folder: Path, digits: list[np.ndarray], repeat: int = 4) -> Path:
+    """A folder of frames, as a camera would give them: each digit held still for `repeat`
+    frames, an empty page between two digits."""
+    folder.mkdir(parents=True, exist_ok=True)
+    blank = np.full((200, 260), 230, np.uint8)
+    n = 0
+    for i, digit in enumerate(digits):
+        page = np.round(photo_of(digit, seed=i) * 255).astype(np.uint8)
+        for frame in [page] * repeat + [blank]:
+            Image.fromarray(frame).save(folder / f"{n:04d}.png")
+            n += 1
+    return folder
+
+
+@pytest.fixture
+def threes(test_split) -> list[np.ndarray]:
+    x, y = test_split
+    return list(x[y == 3][:4])
+
+
+def test_collect_saves_one_example_per_settled_view_in_the_image_folder_layout(tmp_path, threes):
+    frames = frames_folder(tmp_path / "frames", threes)
+    out = tmp_path / "mine"
+    res = cli("collect", str(out), "--source", str(frames), "--label", "3", "--count", "3",
+              "--roi", "0,0,260,200")
+    assert res.exit_code == 0, res.output
+    saved = sorted((out / "3").glob("*.png"))
+    assert len(saved) == 3 and "saved 3 examples" in res.stderr
+    assert len(res.stdout.strip().splitlines()) == 3  # one line per example
+    for frame in saved:
+        crop = Image.open(out / "3" / ".meta" / frame.name)
+        assert crop.size == (28, 28) and np.asarray(crop).max() > 100  # the digit, cut
+        record = json.loads((out / "3" / ".meta" / frame.with_suffix(".json").name).read_text())
+        assert record["label"] == "3" and record["model"] == "mnist_robust_int8.tflite"
+        assert record["read"] in (*range(10), None) and len(record["reading_pipeline"]) == 12
+    # `check --images` reads the same folder (only the frames: the sidecars are hidden)
+    assert [label for _, label in datasets.class_files(out)] == [3, 3, 3]
+    x, y, _ = examples.load(out)
+    assert x.shape == (3, 28, 28) and list(y) == [3, 3, 3]
+
+    again = cli("collect", str(out), "--source", str(frames), "--label", "3", "--count", "5",
+                "--roi", "0,0,260,200")
+    assert again.exit_code == 0  # the same views again: only the fourth digit is new
+    assert len(list((out / "3").glob("*.png"))) == 4 and "saved 1 example " in again.stderr
+
+
+def test_collect_asks_for_each_digit_when_no_label_is_given(tmp_path, test_split):
+    x, y = test_split
+    frames = frames_folder(tmp_path / "frames", [x[y == 1][0], x[y == 8][0]])
+    out = tmp_path / "mine"
+    res = cli("collect", str(out), "--source", str(frames), "--count", "1",
+              "--roi", "0,0,260,200", input="1\nseven\n8\n\n")
+    assert res.exit_code == 0, res.output
+    assert "digit to show" in res.stderr and "expected a digit 0-9 or 'none'" in res.stderr
+    assert len(list((out / "1").glob("*.png"))) == 1 and len(list((out / "8").glob("*.png"))) == 1
+
+
+def test_collect_empty_frames_and_bad_options(tmp_path, threes):
+    frames = frames_folder(tmp_path / "frames", threes[:1], repeat=1)
+    out = tmp_path / "mine"
+    res = cli("collect", str(out), "--source", str(frames), "--label", "none", "--settle", "1")
+    assert res.exit_code == 0 and len(list((out / "none").glob("*.png"))) == 2  # page, blank
+    assert cli("collect", str(out), "--source", str(frames), "--label", "x").exit_code == 2
+    assert cli("collect", str(EXAMPLE7), "--source", str(frames), "--label", "1").exit_code == 2
+    nothing = cli("collect", str(tmp_path / "other"), "--source", str(frames), "--label", "3",
+                  "--settle", "5")  # never still for 5 frames: nothing saved, exit 1
+    assert nothing.exit_code == 1 and "saved 0 examples" in nothing.stderr
+
+
+def test_classify_save_to_keeps_each_file_as_an_example(tmp_path):
+    out = tmp_path / "mine"
+    res = cli("classify", str(EXAMPLE7), "--save-to", str(out), "--label", "7")
+    assert res.exit_code == 0 and "7 (" in res.stdout
+    (frame,) = (out / "7").glob("*.png")
+    record = json.loads((out / "7" / ".meta" / frame.with_suffix(".json").name).read_text())
+    assert record["read"] == 7 and record["source"] == str(EXAMPLE7)
+    assert np.asarray(Image.open(frame)).shape == np.asarray(Image.open(EXAMPLE7).convert("L")).shape
+    assert cli("classify", str(EXAMPLE7), "--save-to", str(out)).exit_code == 2  # no --label
+    assert cli("classify", str(EXAMPLE7), "--label", "7").exit_code == 2  # no folder
+
+
+def test_ctrl_c_keeps_every_example_saved_and_no_half_one(tmp_path, threes, monkeypatch):
+    """Ctrl-C while the third example is being written (its crop is on disk, its record is
+    not): the two before stay, the third does not count anywhere, the exit is clean."""
+    from mnist_edge.device import atomic
+
+    frames = frames_folder(tmp_path / "frames", threes)
+    out = tmp_path / "mine"
+    real, records = atomic.write_text, []
+
+    def write_text(path, text):
+        records.append(path)
+        if len(records) == 3:
+            raise KeyboardInterrupt
+        return real(path, text)
+
+    monkeypatch.setattr(atomic, "write_text", write_text)
+    res = cli("collect", str(out), "--source", str(frames), "--label", "3", "--count", "4",
+              "--roi", "0,0,260,200")
+    assert res.exit_code == 0 and "stopped" in res.stderr and "saved 2 examples" in res.stderr
+    assert len(datasets.class_files(out)) == 2 and len(examples.load(out)[1]) == 2
