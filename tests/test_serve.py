@@ -328,10 +328,12 @@ def _open_streams(server: Running) -> dict[str, int]:
 
 
 @pytest.mark.slow
-def test_real_browser(live):
+def test_real_browser(live, tmp_path):
     """Headless Chromium: the page loads, the stream plays, the digit follows the video, an
-    uploaded photo and a digit drawn on the canvas are read. Screenshots in ci-reports/."""
+    uploaded photo and a digit drawn on the canvas are read, and (serve --collect) a reading
+    corrected on the page is saved as an example. Screenshots in ci-reports/."""
     sync_api = pytest.importorskip("playwright.sync_api")
+    live.state.collect = tmp_path / "mine"
     with sync_api.sync_playwright() as p:
         browser = _chromium(p)
         page = browser.new_page(viewport={"width": 412, "height": 915})  # a phone's screen
@@ -362,6 +364,12 @@ def test_real_browser(live):
         assert page.locator("#draw-result img.crop").count() == 1  # the 28x28 the model saw
         assert page.locator("#photo-result img.crop").count() == 1
         assert page.is_visible("#preview")  # the photo that was sent
+        # "wrong? tap the right digit": under the camera's reading and under each result
+        page.wait_for_selector("#camera-correct .correct button[data-label='none']")
+        page.click("#photo-result .correct button[data-label='1']")
+        page.wait_for_function("document.querySelector('#photo-result .correct').dataset.saved === '1'")
+        assert len(list((tmp_path / "mine" / "1").glob("*.png"))) == 1
+        assert len(list((tmp_path / "mine" / "1" / ".meta").glob("*.json"))) == 1
         for button in ("#classify-drawing", "#clear"):
             size = page.locator(button).bounding_box()
             assert size is not None and size["height"] >= 44  # touch targets

@@ -347,3 +347,34 @@ def test_streams_wait_for_news_instead_of_polling():
 
     assert asyncio.run(scenario()) == ["frame 1", "newer", "timeout", "closed"]
     assert not state._waiters  # nobody left registered
+
+
+def test_serve_collect_keeps_a_corrected_reading_as_an_example(reader, tmp_path):
+    """serve --collect: an upload's answer carries an `example` id; POSTing the right label
+    saves it as `collect` would (frame, crop, record). Off by default; bad bodies are 400."""
+    from mnist_edge.device.data import examples
+
+    off = TestClient(srv.create_app(reader, srv.LiveState()))
+    assert "example" not in off.post("/api/classify", content=EXAMPLE7.read_bytes()).json()
+    assert off.post("/api/correct", json={"example": "x", "label": "1"}).status_code == 404
+    assert off.get("/api/latest").json()["collect"] is False
+
+    state = srv.LiveState()
+    state.collect = tmp_path / "mine"
+    client = TestClient(srv.create_app(reader, state))
+    assert client.get("/api/latest").json()["collect"] is True
+    answer = client.post("/api/classify", content=EXAMPLE7.read_bytes()).json()
+    assert answer["digit"] == 7 and answer["example"]
+    saved = client.post("/api/correct", json={"example": answer["example"], "label": "1"})
+    assert saved.status_code == 200 and saved.json()["saved"].startswith("1/")
+    x, y, frames = examples.load(tmp_path / "mine")
+    assert list(y) == [1] and x[0].max() > 100  # the crop the model saw, labelled as told
+    record = json.loads((frames[0].parent / ".meta" / frames[0].with_suffix(".json").name).read_text())
+    assert record["read"] == 7 and record["label"] == "1"
+    for body in ({"example": answer["example"], "label": "seven"}, {"label": "1"}, [1]):
+        assert client.post("/api/correct", json=body).status_code == 400
+    assert client.post("/api/correct", json={"example": "gone", "label": "1"}).status_code == 404
+    for _ in range(srv.KEPT):  # older readings are forgotten: memory stays bounded
+        client.post("/api/classify", content=EXAMPLE7.read_bytes())
+    late = client.post("/api/correct", json={"example": answer["example"], "label": "1"})
+    assert late.status_code == 404 and "read it again" in late.json()["error"]

@@ -192,6 +192,10 @@ def serve(
     mqtt_device: MqttDeviceOpt = None,
     mqtt_ca: MqttCaOpt = None,
     discovery: DiscoveryOpt = True,
+    collect: Annotated[Path | None, typer.Option("--collect", metavar="DIR", help="Let the page "
+                       "correct any reading ('wrong? tap the right digit'); each correction is "
+                       "saved in DIR as `mnist-edge collect` saves examples.",
+                       show_default=False)] = None,
     qr: Annotated[bool | None, typer.Option("--qr/--no-qr", help="Print the URL as a QR code "
                   "for a phone (default: when the terminal is interactive and --host is not "
                   "loopback).", show_default=False)] = None,
@@ -231,6 +235,9 @@ def serve(
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say)
     state = srv.LiveState()
+    if collect is not None:
+        support.writable_folder(collect, "--collect")
+        state.collect = collect
     # A camera that is missing or fails is retried in the background while upload and
     # drawing keep working; /healthz says "degraded" (503) until it delivers frames.
     loop = srv.CameraLoop(open_source, reader, state, stable=stable, live=live,

@@ -21,7 +21,7 @@ import secrets
 import socket
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -45,12 +45,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mnist_edge.device import atomic
+from mnist_edge.device.data import examples
 from mnist_edge.device.errors import BadImageError, CameraError, UsageError
+from mnist_edge.device.live import collect as collecting
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.live.loop import Reader, Stable, reading_of
 from mnist_edge.device.reading import decision
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import files as classify
+from mnist_edge.device.reading.decision import Prediction
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 10 * 1024 * 1024  # bytes; larger uploads get 413
@@ -59,6 +62,7 @@ DECODE_WAIT_S = 10.0  # an upload waits this long for its turn, then gets 503
 KEEPALIVE_S = 5.0  # the event stream sends the camera's status at least this often
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)  # seconds
 HISTORY = 20  # readings kept for the page
+KEPT, KEEP_SIDE = 16, 640  # with --collect: readings the page may still correct, their size
 
 
 @dataclass
@@ -130,6 +134,29 @@ class LiveState:
         self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
         self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self.collect: Path | None = None  # serve --collect DIR: corrections are saved there
+        self._kept: OrderedDict[str, tuple[np.ndarray, Prediction, str]] = OrderedDict()
+
+    def keep(self, grey: np.ndarray, pred: Prediction, source: str) -> str | None:
+        """With --collect: remember a reading's image (at most KEEP_SIDE px, the last
+        KEPT of them) so the page can correct it; returns its id for the page."""
+        if self.collect is None:
+            return None
+        image = np.round(grey * 255).astype(np.uint8) if grey.dtype != np.uint8 else grey
+        if max(image.shape[:2]) > KEEP_SIDE:
+            small = Image.fromarray(image)
+            small.thumbnail((KEEP_SIDE, KEEP_SIDE))
+            image = np.asarray(small)
+        key = secrets.token_hex(8)
+        with self.lock:
+            self._kept[key] = (image, pred, source)
+            while len(self._kept) > KEPT:
+                self._kept.popitem(last=False)
+        return key
+
+    def kept(self, key: str) -> tuple[np.ndarray, Prediction, str] | None:
+        with self.lock:
+            return self._kept.get(key)
 
     def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
         with self.lock:
@@ -271,6 +298,10 @@ class CameraLoop(threading.Thread):
                     self.state.metrics.observe(self.reader.latency_s)
                 reading = self.reader.describe(preds, number, getattr(source, "current", None))
                 changed = change.update(reading_of(preds, self.reader.multi))
+                if changed and self.state.collect is not None and not self.reader.multi:
+                    region = self.reader.roi(frame).cut(frame)
+                    grey = region if region.ndim == 2 else np.asarray(Image.fromarray(region).convert("L"))
+                    reading["example"] = self.state.keep(grey, preds[0], f"camera frame {number}")
                 jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
                 recent.append(time.perf_counter())
                 span = recent[-1] - recent[0]
@@ -389,6 +420,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
                 model = reader.model  # one model for the whole answer, even across a reload
                 preds = decision.read(model, gray, multi=multi,
                                       min_confidence=reader.min_confidence)
+                example = state.keep(gray, preds[0], name) if not multi else None
                 del gray
             finally:
                 decoding.release()
@@ -398,6 +430,8 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
             answer = classify.as_json(Path(name), preds, str(model.path), top, multi)
             if want_crop and preds[0].pixels is not None:  # what the model saw, for the page
                 answer["crop"] = _png_data_url(preds[0].pixels)
+            if example is not None:
+                answer["example"] = example
             return answer
 
         try:
@@ -415,7 +449,36 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         snap = state.snapshot()
         return JSONResponse({**(snap["latest"] or {"frame": None, "digit": None}),
                              "fps": snap["fps"], "camera_alive": snap["camera_alive"],
-                             "history": snap["history"]})
+                             "history": snap["history"], "collect": state.collect is not None})
+
+    async def correct(request: Request) -> Response:
+        """serve --collect: the page says what a reading should have been; the example is
+        saved as `collect` saves it (DIR/<label>/...)."""
+        if state.collect is None:
+            return JSONResponse({"error": "collecting is off (start serve with --collect DIR)"}, 404)
+        try:
+            body = await request.json()
+            label = examples.label_of(str(body["label"]))
+            key = str(body["example"])
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"example": ID, "label": "0"-"9" or "none"}'}, 400)
+        found = state.kept(key)
+        if found is None:
+            return JSONResponse({"error": "that reading is no longer kept: read it again"}, 404)
+        image, pred, source = found
+        folder = state.collect
+
+        def save() -> Path:
+            return examples.save(folder, label, image, pred.pixels,
+                                 collecting.record(reader.clf, pred, source, 0))
+
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            path = await run_in_threadpool(save)
+        except OSError as e:
+            return JSONResponse({"error": f"cannot save the example ({e.strerror or e})"}, 500)
+        return JSONResponse({"saved": f"{label}/{path.name}", "label": label})
 
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[bytes]:
@@ -481,6 +544,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         Route("/", counted(page), methods=["GET"]),
         Route("/api/classify", counted(classify_upload), methods=["POST"]),
         Route("/api/latest", counted(latest), methods=["GET"]),
+        Route("/api/correct", counted(correct), methods=["POST"]),
         Route("/api/events", counted(events), methods=["GET"]),
         Route("/api/stream.mjpg", counted(mjpeg), methods=["GET"]),
         Route("/healthz", counted(healthz, open_route=True), methods=["GET"]),
@@ -581,6 +645,15 @@ OPENAPI: dict[str, Any] = {
                                                  "decoded; retry after Retry-After seconds"}}}},
         "/api/latest": {"get": {"summary": "The last camera frame's reading",
                                 "responses": {"200": {"description": "reading"}}}},
+        "/api/correct": {"post": {
+            "summary": "serve --collect: save a reading (its `example` id) as an example of "
+                       "the right label, for `train --finetune`",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["example", "label"],
+                "properties": {"example": {"type": "string"},
+                               "label": {"type": "string", "enum": examples.LABELS}}}}}},
+            "responses": {"200": {"description": "saved"}, "400": {"description": "bad body"},
+                          "404": {"description": "collecting off, or the reading is gone"}}}},
         "/api/events": {"get": {"summary": "Server-sent events, one per change of reading",
                                 "responses": {"200": {"description": "text/event-stream"}}}},
         "/api/stream.mjpg": {"get": {"summary": "Annotated MJPEG stream",

@@ -35,8 +35,35 @@ function showCurrent(r) {  // the big digit beside the stream
   return d;
 }
 
+let collecting = false;  // serve --collect: any reading can be corrected and kept
+
+function correctionPad(example, target) {  // "wrong? tap the right digit"
+  if (!collecting || !example) return;
+  const pad = document.createElement("div");
+  pad.className = "correct";
+  const ask = document.createElement("span");
+  ask.textContent = "wrong? tap the right digit:";
+  pad.append(ask);
+  [..."0123456789", "none"].forEach((label) => {
+    const b = document.createElement("button");
+    b.textContent = label === "none" ? "no digit" : label;
+    b.dataset.label = label;
+    b.addEventListener("click", async () => {
+      const res = await fetch(withToken("api/correct"), {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ example, label }) });
+      const r = await res.json().catch(() => ({}));
+      pad.textContent = res.ok ? `kept as ${b.textContent}: thank you` : (r.error || `error ${res.status}`);
+      pad.dataset.saved = res.ok ? label : "";
+    });
+    pad.append(b);
+  });
+  target.append(pad);
+}
+
 function showReading(r) {
   const d = showCurrent(r);
+  if (r.example) { $("camera-correct").innerHTML = ""; correctionPad(r.example, $("camera-correct")); }
   const li = document.createElement("li");
   const when = new Date(1000 * r.time).toLocaleTimeString();
   li.innerHTML = "";
@@ -70,6 +97,7 @@ async function start() {
   const latest = await fetch(withToken("api/latest"));
   if (latest.status === 401) { $("status").textContent = TOKEN_HELP; $("status").className = "error"; return; }
   const first = await latest.json();
+  collecting = Boolean(first.collect);
   $("status").textContent = first.camera_alive ? "camera live" : "no camera";
   if (!first.camera_alive && first.frame === null) { $("nocamera").hidden = false; $("stream").hidden = true; }
   else { $("stream").src = withToken("api/stream.mjpg"); }
@@ -141,6 +169,7 @@ async function classifyBlob(original, target) {
     seen.title = "what the model saw";
     target.append(seen);
   }
+  correctionPad(r.example, target);
   target.dataset.digit = r.digit === null ? "none" : String(r.digit);
 }
 
