@@ -63,6 +63,7 @@ check-robust: $(BIN)/mnist-edge  ## the gate on the robust family's converted mo
 
 bundle-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## gate, then bundle int8+float32 as device/models/robust
 	$(BIN)/mnist-edge convert --model $(ROBUST)/mnist_robust.keras --bundle $(CONVERT_ARGS)
+	$(BIN)/python -c "from mnist_edge.device import atomic; atomic.copy_file('$(ROBUST)/mnist_robust.keras', 'train/base/mnist_robust.keras')"  # fine-tuning starts from it
 
 robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
 	$(BIN)/mnist-edge robustness --mnistc $(MNISTC) --markdown $(MODELS)/robustness.md \

@@ -66,6 +66,17 @@ def preprocessing(model_path: Path, outputs: int) -> dict[str, str]:
     return out
 
 
+def finetuned(model_path: Path) -> dict[str, Any]:
+    """A fine-tuned model's manifest records what it learned from: the base model and the
+    user's examples (their SHA-256 and count), from the train_metrics.json beside it."""
+    metrics = model_path.parent / "train_metrics.json"
+    if metrics.is_file():
+        facts = json.loads(metrics.read_text()).get("finetune")
+        if facts:
+            return {"finetune": facts}
+    return {}
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="mnist-edge convert", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -213,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
                 "keras_test_accuracy": keras_acc,
             },
             "preprocessing": preprocessing(model_path, keras_probs.shape[1]),
+            **finetuned(model_path),
             "representative_data": {
                 "split": "train", "count": int(len(rep_images)), "class_balanced": True,
                 "seed": args.seed, "calibration": args.calibration,

@@ -2,6 +2,7 @@
 
     mnist-edge train [--recipe tutorial|robust] [--variant valid|same|dense] [--out DIR]
     mnist-edge train --kfold 5 [...]     # k-fold validation of a recipe, nothing saved
+    mnist-edge train --recipe robust --finetune DIR [--base KERAS]  # a writer's own model
 
 Recipes: `tutorial` (the default) reproduces the tutorial's CNN exactly (`--variant same` its
 padded variant, `--variant dense` the previous post's dense network) and writes models/;
@@ -22,6 +23,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
 
@@ -37,9 +39,13 @@ BATCH_SIZE = 64  # images per gradient step
 OPTIMIZER = "rmsprop"  # Keras default learning rate 0.001
 SEED = 42  # seeds Python, numpy and TensorFlow
 MODEL_FILES = {"valid": "mnist_cnn.keras", "same": "mnist_cnn.keras",
-               "dense": "mnist_dense.keras", "robust": "mnist_robust.keras"}
+               "dense": "mnist_dense.keras", "robust": "mnist_robust.keras",
+               "personal": "mnist_personal.keras"}
+# The Keras model the bundled robust int8 was converted from (its SHA-256 is the bundled
+# manifest's source_model.sha256; `make bundle-robust` refreshes it): fine-tuning starts here.
+BASE = Path(__file__).resolve().parent / "base" / "mnist_robust.keras"
 DEFAULT_OUT = {"valid": "models", "same": "models", "dense": "models/dense",
-               "robust": "models/robust"}
+               "robust": "models/robust", "personal": "models/personal"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -73,16 +79,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None,
                    help="output folder (default models/, models/robust/, models/dense/)")
     p.add_argument("--no-plot", action="store_true", help="skip the training-curves PNG")
+    p.add_argument("--finetune", default=None, metavar="DIR",
+                   help="robust recipe: fine-tune the robust model on a writer's examples "
+                        "(mnist-edge collect DIR) -> models/personal/mnist_personal.keras, with "
+                        "a held-out quarter in heldout/ for the gate (train/finetune.py)")
+    p.add_argument("--base", default=str(BASE),
+                   help="with --finetune: the Keras model to start from (default: the one the "
+                        "bundled robust model was converted from, shipped in train/base/)")
     args = p.parse_args(argv)
+    if args.finetune is not None and (args.recipe != "robust" or args.kfold):
+        p.error("--finetune starts from the robust model: use --recipe robust, no --kfold")
     if args.recipe == "robust" and args.variant != "valid":
         p.error("--variant belongs to the tutorial recipe; the robust recipe has one network")
     if args.recipe == "robust":
         from . import robust
 
         args.variant = "robust"
-        args.epochs = args.epochs or robust.EPOCHS
+        args.epochs = args.epochs or (None if args.finetune else robust.EPOCHS)
         args.batch_size = args.batch_size or robust.BATCH_SIZE
         args.optimizer = "adam (cosine decay)"
+    if args.finetune is not None:
+        from . import finetune
+
+        args.variant = "personal"
+        args.epochs = args.epochs or finetune.EPOCHS
+        args.optimizer = "adam"
     args.epochs = args.epochs or EPOCHS
     args.batch_size = args.batch_size or BATCH_SIZE
     args.out = args.out or DEFAULT_OUT[args.variant]
@@ -210,7 +231,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.kfold:
         return kfold(args, train_images, train_labels)
 
-    model, hist, train_seconds = fit(args, train_images, train_labels)
+    facts: dict[str, Any] = {}
+    if args.finetune is not None:
+        from . import finetune
+
+        try:
+            model, facts = finetune.run(Path(args.base), Path(args.finetune), Path(args.out),
+                                        train_images, train_labels, epochs=args.epochs,
+                                        batch_size=args.batch_size, seed=args.seed)
+        except MnistEdgeError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return e.exit_code
+        hist, train_seconds = facts.pop("history"), float(facts["train_seconds"])
+    else:
+        model, hist, train_seconds = fit(args, train_images, train_labels)
     model.summary()
     test_loss, test_accuracy = test_scores(model, test_images, test_labels)
     print(f"test loss {test_loss:.4f}  test accuracy {test_accuracy:.4f}  "
@@ -249,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         from mnist_edge.device.reading.params import DEFAULT as READING
 
         metrics["reading_pipeline"] = READING.version()
+    if facts:
+        metrics["finetune"] = facts
     atomic.write_json(out / "train_metrics.json", metrics)
     print(f"wrote {out / model_file}, train_metrics.json, history.json"
           + ("" if args.no_plot else ", training_curves.png"))

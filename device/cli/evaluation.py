@@ -49,6 +49,14 @@ def check(
     markdown: Annotated[Path | None, typer.Option("--markdown", metavar="FILE", help="Write "
                         "the table as Markdown (also appended to $GITHUB_STEP_SUMMARY when "
                         "set).", show_default=False)] = None,
+    baseline: Annotated[Path | None, typer.Option("--baseline", metavar="MODEL", help="Gate a "
+                        "personalised model (one --model) against this one (e.g. robust): "
+                        "--images is the writer's held-out examples; it passes only when its "
+                        "error there falls and MNIST test drops at most --max-baseline-drop.",
+                        show_default=False)] = None,
+    max_baseline_drop: Annotated[float, typer.Option("--max-baseline-drop", metavar="PP",
+                                 help="With --baseline: MNIST test accuracy the model may lose "
+                                 "against it, in points.")] = 0.3,
     json_out: JsonOpt = False,
     runtime: RuntimeOpt = None,
     threads: ThreadsOpt = None,
@@ -72,6 +80,12 @@ def check(
     if images is not None and idx_files is not None:
         raise UsageError("--images and --idx are two different data sets: give one")
     thresholds = gate.Thresholds(max_drop, min_agreement, min_accuracy)
+    if baseline is not None:
+        if model is None or len(model) != 1 or images is None:
+            raise UsageError("--baseline gates one personalised model: give one --model and the "
+                             "writer's held-out examples with --images")
+        personal_gate(model[0], baseline, images, data, thresholds, max_baseline_drop,
+                      markdown, json_out, lambda p: support.load(p, runtime, threads, trust_model))
     paths = model or [p for pair in bundled.families() for p in pair]
     if not paths:
         raise BadModelError("no bundled models in this install; pass --model FILE.tflite")
@@ -260,3 +274,43 @@ def robustness(
     if report is not None:
         old = report.read_text() if report.is_file() else ""
         support.write_report(lambda: atomic.write_text(report, rb.replace_section(old, table)), report)
+
+
+def personal_gate(model: Path, baseline: Path, images: Path, data: Path | None,
+                  thresholds: Any, max_baseline_drop: float, markdown: Path | None,
+                  json_out: bool, load: Any) -> None:
+    """check --baseline: the personalised model's three conditions (evaluation/personal.py)."""
+    from mnist_edge.device import atomic
+    from mnist_edge.device.evaluation import datasets, gate, personal
+    from mnist_edge.device.progress import Progress
+
+    if max_baseline_drop < 0:
+        raise UsageError("--max-baseline-drop must be at least 0")
+    mine, base = bundled.resolve(model), bundled.resolve(baseline)
+    loaded: dict[Path, Any] = {}
+
+    def cached(path: Path) -> Any:
+        if path not in loaded:
+            loaded[path] = load(path)
+        return loaded[path]
+
+    cached(mine), cached(base)  # both refused before any measuring
+    with Progress(len(datasets.class_files(images)), "preprocessing", enabled=not json_out) as bar:
+        writer_set = datasets.image_folder(images, bar.advance)
+    mnist_set = datasets.mnist_test(data)
+    say(f"measuring {mine.name} and {base.name} on {len(mnist_set):,} MNIST test images and "
+        f"{len(writer_set)} held-out examples")
+    quant = gate.run([mine], mnist_set, cached, thresholds)[0]
+    mnist = personal.Comparison("MNIST test", personal.measure(cached(base), mnist_set), quant,
+                                mnist_set.labels)
+    writer = personal.Comparison(f"the writer's held-out examples ({images})",
+                                 personal.measure(cached(base), writer_set),
+                                 personal.measure(cached(mine), writer_set), writer_set.labels)
+    verdict = personal.judge(quant, mnist, writer, max_baseline_drop)
+    md = personal.markdown(verdict, base.name, mine.name)
+    typer.echo(json.dumps(personal.as_json(verdict, base.name, mine.name)) if json_out else md)
+    if markdown is not None:
+        support.write_report(functools.partial(atomic.write_text, markdown, md), markdown)
+    for failure in verdict.failures:
+        say(f"gate failed: {failure}")
+    raise typer.Exit(0 if verdict.passed else 1)
