@@ -132,12 +132,7 @@ def collect(
     from mnist_edge.device.live import sources
     from mnist_edge.device.live.loop import Reader
 
-    fixed = None
-    if label is not None:
-        try:
-            fixed = examples.label_of(label)
-        except ValueError as e:
-            raise UsageError(f"--label: {e}") from None
+    fixed = support.example_label(label) if label is not None else None
     support.writable_folder(folder, "FOLDER")
     clf = support.load(model, runtime, threads, trust_model)
     reader = Reader(clf, roi=roi, min_confidence=min_confidence)

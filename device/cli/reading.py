@@ -63,10 +63,7 @@ def classify(
         from mnist_edge.device.live import collect
         from mnist_edge.device.reading import decode
 
-        try:
-            label = examples.label_of(label)
-        except ValueError as e:
-            raise UsageError(f"--label: {e}") from None
+        label = support.example_label(label)
         support.writable_folder(save_to, "--save-to")
     clf = support.load(model, runtime, threads, trust_model)
     failed = 0

@@ -52,6 +52,16 @@ def publisher(url: str | None, prefix: str, device: str | None, ca: Path | None,
     return started
 
 
+def example_label(text: str) -> str:
+    """--label of saved examples: a digit 0-9 or 'none' (else one line, exit 2)."""
+    from mnist_edge.device.data import examples
+
+    try:
+        return examples.label_of(text)
+    except ValueError as e:
+        raise UsageError(f"--label: {e}") from None
+
+
 def writable_folder(folder: Path, option: str) -> None:
     """A folder that exists or can be made, and takes files: else one line, exit 2."""
     import os
