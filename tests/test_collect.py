@@ -125,3 +125,23 @@ def test_ctrl_c_keeps_every_example_saved_and_no_half_one(tmp_path, threes, monk
               "--roi", "0,0,260,200")
     assert res.exit_code == 0 and "stopped" in res.stderr and "saved 2 examples" in res.stderr
     assert len(datasets.class_files(out)) == 2 and len(examples.load(out)[1]) == 2
+
+
+def test_the_page_just_saved_is_not_saved_again_under_the_next_label(tmp_path, test_split):
+    """A 3 stays in view after it was saved while the next digit (8) is asked for: nothing is
+    taken until the view has been clear; then the 8 is."""
+    x, y = test_split
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    three = np.round(photo_of(x[y == 3][0], seed=1) * 255).astype(np.uint8)
+    eight = np.round(photo_of(x[y == 8][0], seed=2) * 255).astype(np.uint8)
+    blank = np.full(three.shape, 230, np.uint8)
+    for n, frame in enumerate([three] * 10 + [blank] + [eight] * 4):
+        Image.fromarray(frame).save(folder / f"{n:04d}.png")
+    out = tmp_path / "mine"
+    res = cli("collect", str(out), "--source", str(folder), "--count", "1",
+              "--roi", f"0,0,{three.shape[1]},{three.shape[0]}", input="3\n8\n\n")
+    assert res.exit_code == 0, res.output
+    (saved_eight,) = (out / "8" / ".meta").glob("*.json")
+    assert json.loads(saved_eight.read_text())["frame"] > 10  # the 8, not the 3 still in view
+    assert len(list((out / "3").glob("*.png"))) == 1

@@ -45,10 +45,10 @@ def record(clf: Classifier, pred: Prediction, source: str, frame_number: int) ->
             "reading_pipeline": READING.version()}
 
 
-def settled(source: camera.Source, reader: Reader, settle: int,
-            limit: int | None = None) -> Iterator[tuple[int, np.ndarray, Prediction, np.ndarray]]:
-    """(frame number, ROI image, reading, key) each time the view has been still for `settle`
-    frames in a row (and again for every further still frame)."""
+def views(source: camera.Source, reader: Reader, settle: int, limit: int | None = None
+          ) -> Iterator[tuple[int, np.ndarray, Prediction, np.ndarray, bool]]:
+    """(frame number, ROI image, reading, key, settled) for every frame; settled: the view
+    has been still for `settle` frames in a row."""
     still, last = 0, None
     for number, frame in enumerate(camera.frames(source, limit)):
         region = reader.roi(frame).cut(frame)
@@ -57,8 +57,7 @@ def settled(source: camera.Source, reader: Reader, settle: int,
         now = key.astype(np.float32)
         moving = last is None or float(np.abs(now - last).mean()) >= examples.NEAR_DUPLICATE
         still, last = 1 if moving else still + 1, now
-        if still >= settle:
-            yield number, region, pred, key
+        yield number, region, pred, key, still >= settle
 
 
 def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator[str],
@@ -66,9 +65,13 @@ def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator
         emit: Callable[[str], None], frames: int | None = None) -> int:
     """Save `count` examples for each label `labels` yields (a fixed --label: one; asked
     interactively: one prompt after another), until the labels or the frames end, or Ctrl-C.
-    Returns how many were saved; everything saved stays saved."""
+    Returns how many were saved; everything saved stays saved.
+
+    After each digit saved, the next is taken only once the view has been clear (no ink) for a
+    frame: the page that was just saved is not saved again, nor under the next label asked."""
     saved = skipped = 0
-    stream = settled(source, reader, settle, frames)
+    stream = views(source, reader, settle, frames)
+    clear = True  # the first digit may already be in view
     try:
         with sigterm_as_interrupt():
             for label in labels:
@@ -76,15 +79,19 @@ def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator
                 # within this run only (by their thumbnails)
                 seen = examples.crops(folder, label) if label != "none" else []
                 have = 0
-                for number, region, pred, key in stream:
+                for number, region, pred, key, still in stream:
                     if pred.pixels is None and label != "none":
-                        continue  # no ink found: nothing of this digit to learn from
+                        clear = True  # no ink found: the page was taken away
+                        continue
+                    if not still or (label != "none" and not clear):
+                        continue
                     if examples.near_duplicate(key, seen):
                         skipped += 1
                         continue
                     path = examples.save(folder, label, region, pred.pixels,
                                          record(reader.clf, pred, source_name, number))
                     seen.append(key)
+                    clear = label == "none"
                     have += 1
                     saved += 1
                     read = "no digit" if pred.digit is None else str(pred.digit)
