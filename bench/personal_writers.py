@@ -58,6 +58,7 @@ def hand(seed: int) -> tuple[float, float, np.ndarray]:
 
 
 WARP_PX = 4.0  # the largest displacement of a writer's warp field, in pixels of 28
+JITTER_PX = 1.5  # and of each instance's own wobble on top of it
 
 
 def written(glyph: np.ndarray, slant: float, width: float, field: np.ndarray) -> np.ndarray:
@@ -75,9 +76,16 @@ def glyphs(family: str, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     files = writers.font_files(FONTS / "node_modules" / "@fontsource")
     mine = [f for f in files if f.parent.parent.name == family]
-    x, y = writers.font_digits(count, np.random.default_rng(seed), files=mine)
-    habits = hand(seed)
-    return np.stack([written(g, *habits) for g in x]), y
+    rng = np.random.default_rng(seed)
+    x, y = writers.font_digits(count, rng, files=mine)
+    slant, width, field = hand(seed)
+    out = []
+    for g in x:  # no one writes a digit the same way twice: each instance varies a little
+        wobble = np.stack([cv2.GaussianBlur(rng.normal(0, 1, (28, 28)), (0, 0), 3) for _ in range(2)])
+        wobble *= JITTER_PX / np.abs(wobble).max()
+        out.append(written(g, slant + float(rng.normal(0, 0.06)),
+                           width * float(rng.uniform(0.9, 1.1)), field + wobble))
+    return np.stack(out), y
 
 
 def frame(glyph: np.ndarray, rng: np.random.Generator) -> np.ndarray:
