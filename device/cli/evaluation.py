@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,23 +81,24 @@ def check(
     if images is not None and idx_files is not None:
         raise UsageError("--images and --idx are two different data sets: give one")
     thresholds = gate.Thresholds(max_drop, min_agreement, min_accuracy)
-    if baseline is not None:
-        if model is None or len(model) != 1 or images is None:
-            raise UsageError("--baseline gates one personalised model: give one --model and the "
-                             "writer's held-out examples with --images")
-        personal_gate(model[0], baseline, images, data, thresholds, max_baseline_drop,
-                      markdown, json_out, lambda p: support.load(p, runtime, threads, trust_model))
-    paths = model or [p for pair in bundled.families() for p in pair]
-    if not paths:
-        raise BadModelError("no bundled models in this install; pass --model FILE.tflite")
-    paths = [bundled.resolve(p) for p in paths]
-    ref = bundled.resolve(reference) if reference is not None else None
     loaded: dict[Path, Any] = {}
 
     def load(path: Path) -> Any:
         if path not in loaded:
             loaded[path] = support.load(path, runtime, threads, trust_model)
         return loaded[path]
+
+    if baseline is not None:
+        if model is None or len(model) != 1 or images is None:
+            raise UsageError("--baseline gates one personalised model: give one --model and the "
+                             "writer's held-out examples with --images")
+        personal_gate(model[0], baseline, images, data, thresholds, max_baseline_drop,
+                      markdown, json_out, load)
+    paths = model or [p for pair in bundled.families() for p in pair]
+    if not paths:
+        raise BadModelError("no bundled models in this install; pass --model FILE.tflite")
+    paths = [bundled.resolve(p) for p in paths]
+    ref = bundled.resolve(reference) if reference is not None else None
 
     for p in paths + ([ref] if ref else []):
         load(p)  # every given model is refused before any measuring starts
@@ -278,7 +280,7 @@ def robustness(
 
 def personal_gate(model: Path, baseline: Path, images: Path, data: Path | None,
                   thresholds: Any, max_baseline_drop: float, markdown: Path | None,
-                  json_out: bool, load: Any) -> None:
+                  json_out: bool, load: Callable[[Path], Any]) -> None:
     """check --baseline: the personalised model's three conditions (evaluation/personal.py)."""
     from mnist_edge.device import atomic
     from mnist_edge.device.evaluation import datasets, gate, personal
@@ -287,25 +289,19 @@ def personal_gate(model: Path, baseline: Path, images: Path, data: Path | None,
     if max_baseline_drop < 0:
         raise UsageError("--max-baseline-drop must be at least 0")
     mine, base = bundled.resolve(model), bundled.resolve(baseline)
-    loaded: dict[Path, Any] = {}
-
-    def cached(path: Path) -> Any:
-        if path not in loaded:
-            loaded[path] = load(path)
-        return loaded[path]
-
-    cached(mine), cached(base)  # both refused before any measuring
+    for path in (mine, base):
+        load(path)  # both refused before any measuring
     with Progress(len(datasets.class_files(images)), "preprocessing", enabled=not json_out) as bar:
         writer_set = datasets.image_folder(images, bar.advance)
     mnist_set = datasets.mnist_test(data)
     say(f"measuring {mine.name} and {base.name} on {len(mnist_set):,} MNIST test images and "
         f"{len(writer_set)} held-out examples")
-    quant = gate.run([mine], mnist_set, cached, thresholds)[0]
-    mnist = personal.Comparison("MNIST test", personal.measure(cached(base), mnist_set), quant,
+    quant = gate.run([mine], mnist_set, load, thresholds)[0]
+    mnist = personal.Comparison("MNIST test", personal.measure(load(base), mnist_set), quant,
                                 mnist_set.labels)
     writer = personal.Comparison(f"the writer's held-out examples ({images})",
-                                 personal.measure(cached(base), writer_set),
-                                 personal.measure(cached(mine), writer_set), writer_set.labels)
+                                 personal.measure(load(base), writer_set),
+                                 personal.measure(load(mine), writer_set), writer_set.labels)
     verdict = personal.judge(quant, mnist, writer, max_baseline_drop)
     md = personal.markdown(verdict, base.name, mine.name)
     typer.echo(json.dumps(personal.as_json(verdict, base.name, mine.name)) if json_out else md)

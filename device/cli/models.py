@@ -60,10 +60,6 @@ def install(
     and make it the default. The previous default stays for `models rollback`."""
     from mnist_edge.device.inference import store
 
-    if not source.exists():
-        from mnist_edge.device.errors import UsageError
-
-        raise UsageError(f"{source}: no such file or folder")
     old = store.install(source, name)
     say(f"installed {name} ({store.installed()[name]}); default: {name} (was {old}; "
         "`mnist-edge models rollback` goes back). Running `serve`/`camera`: send SIGHUP.")

@@ -88,8 +88,7 @@ def classify(
                 say(f"error: {debug_dir}: cannot write the debug image ({e.strerror or e})")
                 failed += 1
         if save_to is not None and label is not None and isinstance(image, np.ndarray):
-            grey = np.round(image * 255).astype(np.uint8) if image.dtype != np.uint8 else image
-            saved = examples.save(save_to, label, grey, preds[0].pixels,
+            saved = examples.save(save_to, label, image, preds[0].pixels,
                                   collect.record(clf, preds[0], str(path), 0))
             say(f"saved {path} as {saved}")
         if json_out:

@@ -58,14 +58,21 @@ def near_duplicate(crop: np.ndarray, seen: list[np.ndarray]) -> bool:
     return any(float(np.abs(a - s).mean()) < NEAR_DUPLICATE for s in seen)
 
 
+def grey8(image: np.ndarray) -> np.ndarray:
+    """An image as the frames are kept: grey uint8, from grey or RGB, uint8 or float in [0, 1]."""
+    if image.dtype != np.uint8:
+        image = np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
+    return image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
+
+
 def save(folder: Path, label: str, frame: np.ndarray, crop: np.ndarray | None,
          record: dict[str, Any]) -> Path:
-    """One example; returns the frame's path. `frame` is grey or RGB uint8, `crop` 28x28
+    """One example; returns the frame's path. `frame`: anything grey8 takes; `crop` 28x28
     uint8 (zeros when the pipeline found no digit)."""
     pixels = crop if crop is not None else np.zeros((28, 28), np.uint8)
+    grey = grey8(frame)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(record.get("time", time.time())))
-    name = f"{stamp}-{hashlib.sha256(frame.tobytes()).hexdigest()[:8]}"
-    grey = frame if frame.ndim == 2 else np.asarray(Image.fromarray(frame).convert("L"))
+    name = f"{stamp}-{hashlib.sha256(grey.tobytes()).hexdigest()[:8]}"
     meta = folder / label / META
     atomic.write_bytes(meta / f"{name}.png",
                        atomic.png_bytes(lambda b: Image.fromarray(pixels).save(b, "PNG")))

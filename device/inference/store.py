@@ -103,6 +103,8 @@ def install(source: Path, name: str = "personal") -> str:
     """Install a converted family (a folder with manifest.json, or one .tflite with its
     manifest.json beside it) as `name` and make it the default. An older install of that
     name is kept as `name~sha8`. Returns the name of the previous default."""
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
     if not NAME.fullmatch(name) or "~" in name or name in bundled.NAMES:
         raise UsageError(f"--name {name!r}: use lower-case letters, digits, '-', '_' or '.', "
                          "not a bundled model's name")

@@ -32,8 +32,8 @@ def key_of(frame: np.ndarray, pred: Prediction) -> np.ndarray:
     digit, the frame shrunk to 28x28 (so empty frames of different scenes still differ)."""
     if pred.pixels is not None:
         return pred.pixels
-    grey = frame if frame.ndim == 2 else np.asarray(Image.fromarray(frame).convert("L"))
-    return np.asarray(Image.fromarray(grey).resize((28, 28), Image.Resampling.BOX), np.uint8)
+    return np.asarray(Image.fromarray(examples.grey8(frame)).resize((28, 28), Image.Resampling.BOX),
+                      np.uint8)
 
 
 def record(clf: Classifier, pred: Prediction, source: str, frame_number: int) -> dict[str, Any]:

@@ -6,7 +6,8 @@ stalled client never slows the camera: every stream client gets the newest frame
 skips the rest. Uploads share the interpreter: only its invoke is under the Reader's lock.
 
 Endpoints: GET / (the page), POST /api/classify, GET /api/latest, GET /api/events (SSE),
-GET /api/stream.mjpg, GET /healthz, GET /metrics (Prometheus), GET /openapi.json.
+GET /api/stream.mjpg, GET /healthz, GET /metrics (Prometheus), GET /openapi.json, and with
+--collect POST /api/correct.
 """
 
 from __future__ import annotations
@@ -137,12 +138,12 @@ class LiveState:
         self.collect: Path | None = None  # serve --collect DIR: corrections are saved there
         self._kept: OrderedDict[str, tuple[np.ndarray, Prediction, str]] = OrderedDict()
 
-    def keep(self, grey: np.ndarray, pred: Prediction, source: str) -> str | None:
+    def keep(self, image: np.ndarray, pred: Prediction, source: str) -> str | None:
         """With --collect: remember a reading's image (at most KEEP_SIDE px, the last
         KEPT of them) so the page can correct it; returns its id for the page."""
         if self.collect is None:
             return None
-        image = np.round(grey * 255).astype(np.uint8) if grey.dtype != np.uint8 else grey
+        image = examples.grey8(image)
         if max(image.shape[:2]) > KEEP_SIDE:
             small = Image.fromarray(image)
             small.thumbnail((KEEP_SIDE, KEEP_SIDE))
@@ -300,8 +301,7 @@ class CameraLoop(threading.Thread):
                 changed = change.update(reading_of(preds, self.reader.multi))
                 if changed and self.state.collect is not None and not self.reader.multi:
                     region = self.reader.roi(frame).cut(frame)
-                    grey = region if region.ndim == 2 else np.asarray(Image.fromarray(region).convert("L"))
-                    reading["example"] = self.state.keep(grey, preds[0], f"camera frame {number}")
+                    reading["example"] = self.state.keep(region, preds[0], f"camera frame {number}")
                 jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
                 recent.append(time.perf_counter())
                 span = recent[-1] - recent[0]
