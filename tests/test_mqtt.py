@@ -319,3 +319,46 @@ def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     loop = serve.CameraLoop(gone, None, state, live=False)  # type: ignore[arg-type]
     loop.run()
     assert fake.cameras[-1] == (False, "cam: the camera returned no frame")
+
+
+@needs_broker
+def test_a_reload_announces_the_new_model_to_home_assistant(broker):
+    """SIGHUP swaps the model (models use/rollback); the device's description in Home
+    Assistant names the new one, not the one the camera started with."""
+    import os
+    import signal
+
+    from mnist_edge.device.inference import bundled, model
+    from mnist_edge.device.live.loop import Reader, reload_on_sighup
+
+    start, other = (model.load(bundled.NAMES[n]) for n in ("robust", "tutorial"))
+    publisher = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{broker.port}"),
+                               device="pi-test", model=start.path.name)
+    listener = Listener(broker.port)
+    before = signal.getsignal(signal.SIGHUP)
+    said: list[str] = []
+    try:
+        publisher.start()
+        reader = Reader(start)
+        reload_on_sighup(reader, lambda: other, said.append, then=lambda c: publisher.model(c.path.name))
+
+        def models(m):
+            return {json.loads(p)["device"]["model"] for t, p, _ in m if t.startswith("homeassistant/")}
+
+        assert listener.wait_for(lambda m: models(m) == {start.path.name})
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert listener.wait_for(lambda m: other.path.name in models(m)), listener.messages
+        assert reader.clf is other and any("now reading with" in s for s in said)
+        with listener.lock:
+            listener.messages.clear()
+    finally:
+        signal.signal(signal.SIGHUP, before)
+        publisher.close()
+        listener.close()
+    late = Listener(broker.port)  # retained: Home Assistant restarting sees the new model
+    try:
+        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        assert {json.loads(p)["device"]["model"] for t, p, _ in late.messages
+                if t.startswith("homeassistant/")} == {other.path.name}
+    finally:
+        late.close()

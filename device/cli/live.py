@@ -228,8 +228,10 @@ def serve(
         open_source().close()  # a file or folder that cannot be read: one line, exit 2
     sock = srv.listen(host, port)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
-    reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say)
     state = srv.LiveState()
+    reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say,
+                     then=lambda new: state.publisher.model(new.path.name) if state.publisher
+                     else None)
     if collect is not None:
         support.writable_folder(collect, "--collect")
         state.collect = collect

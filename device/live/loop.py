@@ -126,10 +126,12 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def reload_on_sighup(reader: Reader, load: Callable[[], Classifier],
-                     say: Callable[[str], None]) -> None:
+                     say: Callable[[str], None],
+                     then: Callable[[Classifier], None] = lambda _clf: None) -> None:
     """On SIGHUP (`systemctl reload`), load the model again (the new default after `models
     install|use|rollback`) in a thread and swap it into `reader`; readers and viewers carry
-    on. A model that fails to load leaves the running one, with one line saying why."""
+    on, and `then(new model)` tells the rest (MQTT's device description). A model that fails
+    to load leaves the running one, with one line saying why."""
     def swap() -> None:
         try:
             clf = load()
@@ -138,6 +140,7 @@ def reload_on_sighup(reader: Reader, load: Callable[[], Classifier],
             return
         reader.swap(clf)
         say(f"reload: now reading with {clf.path.name} ({clf.sha256[:12]})")
+        then(clf)
 
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda _s, _f: threading.Thread(target=swap, daemon=True).start())
@@ -162,7 +165,8 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
     source = camera.open_source(spec, log=on_skip, timeout=timeout, retries=retries)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     if reload is not None:
-        reload_on_sighup(reader, reload, say)
+        reload_on_sighup(reader, reload, say,
+                         then=lambda clf: publisher.model(clf.path.name) if publisher else None)
     window = _Window(say) if show else None
     change = Stable(stable)
     count = 0

@@ -136,6 +136,7 @@ class Publisher:
         self.broker, self.prefix, self.log = broker, prefix.strip("/"), log
         self.device = device or default_device_id()
         self.base = f"{self.prefix}/{self.device}"
+        self._announce = discovery
         self.discovery = discovery_configs(self.prefix, self.device, model=model) if discovery else {}
         make = client_factory or mqtt.Client
         self.client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"mnist-edge-{self.device}")
@@ -188,6 +189,16 @@ class Publisher:
                 self._fps_sent = now
                 self._dirty.add("camera")
                 self._wake.notify()
+
+    def model(self, name: str) -> None:
+        """The device now reads with model file `name` (after a reload): its Home Assistant
+        description is announced again with it."""
+        if not self._announce:
+            return
+        with self._wake:
+            self.discovery = discovery_configs(self.prefix, self.device, model=name)
+            self._dirty.add("discovery")
+            self._wake.notify()
 
     # -- lifecycle --
     def start(self, wait: float = 2.0) -> None:
@@ -297,5 +308,8 @@ class Publisher:
         for reading in readings:
             self.client.publish(f"{self.base}/state", json.dumps(reading), qos=1, retain=True)
             self.published += 1
+        if "discovery" in dirty:
+            for topic, config in self.discovery.items():
+                self.client.publish(topic, json.dumps(config), qos=1, retain=True)
         if "camera" in dirty:
             self.client.publish(f"{self.base}/camera", json.dumps(cam), qos=1, retain=True)
