@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +80,25 @@ def test_collect_asks_for_each_digit_when_no_label_is_given(tmp_path, test_split
               "--roi", "0,0,260,200", input="1\nseven\n8\n\n")
     assert res.exit_code == 0, res.output
     assert "digit to show" in res.stderr and "expected a digit 0-9 or 'none'" in res.stderr
+    # piped answers are echoed, so every message after a prompt starts on its own line
+    assert [line.split(":")[-1].strip() for line in res.stderr.splitlines()
+            if line.startswith("digit to show")] == ["1", "seven", "8", ""]
     assert len(list((out / "1").glob("*.png"))) == 1 and len(list((out / "8").glob("*.png"))) == 1
+
+
+def test_collect_stops_at_the_end_of_piped_answers(tmp_path, test_split):
+    """`printf '1\n' | mnist-edge collect`: the answers end without an empty line; what was
+    saved is kept and summarised, nothing "Aborted!"; each prompt's answer ends its line."""
+    x, y = test_split
+    frames = frames_folder(tmp_path / "frames", [x[y == 1][0]])
+    out = tmp_path / "mine"
+    res = subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "collect", str(out),
+                          "--source", str(frames), "--count", "1", "--roi", "0,0,260,200"],
+                         input="1\n", capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Aborted" not in res.stderr and "saved 1 example" in res.stderr
+    assert "Enter to stop):1\n" in res.stderr  # (click writes the prompt's space to stdout)
+    assert len(list((out / "1").glob("*.png"))) == 1
 
 
 def test_collect_empty_frames_and_bad_options(tmp_path, threes):

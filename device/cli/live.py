@@ -139,8 +139,14 @@ def collect(
 
     def asked() -> Iterator[str]:
         while True:
-            answer = typer.prompt("digit to show (0-9 or none; Enter to stop)", default="",
-                                  show_default=False, err=True)
+            try:
+                answer = typer.prompt("digit to show (0-9 or none; Enter to stop)", default="",
+                                      show_default=False, err=True)
+            except typer.Abort:  # the answers' end (EOF) or Ctrl-C: stop, keep all
+                typer.echo("", err=True)
+                return
+            if not sys.stdin.isatty():  # piped answers: echo as a terminal would, line ends
+                typer.echo(answer, err=True)
             if not answer.strip():
                 return
             try:
