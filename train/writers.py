@@ -85,7 +85,7 @@ def _one(rng: np.random.Generator) -> list[list[tuple[float, float]]]:
 
 def _seven(rng: np.random.Generator) -> list[list[tuple[float, float]]]:
     left, right, top, bottom = 22, 74, 14, 86
-    foot = 40 + rng.uniform(-8, 10)
+    foot = rng.uniform(32, 72)  # the stem: slanted far left (American) to upright (European)
     stem = [(left, top + rng.uniform(0, 8)), (right, top), (foot, bottom)]
     mid = (top + bottom) / 2
     at = right + (foot - right) * (mid - top) / (bottom - top)
