@@ -167,24 +167,33 @@ grep -q ": 7210 " "$WORK/multi.txt"
 
 step "check --limit $LIMIT on the bundled models, against the same command on x86_64"
 arm mnist-edge check --limit "$LIMIT" --json "${RT[@]}" > "$WORK/check-arm.jsonl"
+SAME_RUNTIME=1
 MNIST_EDGE_DATA='' "$ROOT/.venv/bin/mnist-edge" check --limit "$LIMIT" --json "${RT[@]}" > "$WORK/check-x86.jsonl" 2>/dev/null \
   || [ "$ARCH" = armhf ]  # the host may lack tflite-runtime: then LiteRT's figures stand in
 if [ ! -s "$WORK/check-x86.jsonl" ]; then
+  SAME_RUNTIME=0
   "$ROOT/.venv/bin/mnist-edge" check --limit "$LIMIT" --json > "$WORK/check-x86.jsonl"
 fi
-"$HOST_PY" - "$WORK/check-arm.jsonl" "$WORK/check-x86.jsonl" "$ARCH" <<'PY'
+# The same runtime on both sides: the same figures, exactly. ARM's tflite-runtime 2.14 against
+# the host's LiteRT: their int8 kernels may round a step apart, so an image near a boundary may
+# flip: accuracy within 0.2 pp, agreement with float32 >= 99.5%, the same gate verdict.
+"$HOST_PY" - "$WORK/check-arm.jsonl" "$WORK/check-x86.jsonl" "$ARCH" "$SAME_RUNTIME" <<'PY'
 import json, sys
 from pathlib import Path
 def load(p):
     rows = [json.loads(line) for line in open(p)]
     return {Path(r["model"]).parent.name + "/" + Path(r["model"]).name: r for r in rows if "accuracy" in r}
 arm, x86 = load(sys.argv[1]), load(sys.argv[2])
+exact = sys.argv[4] == "1"
 bad = []
 for name, r in arm.items():
     h = x86.get(name)
     same = h is not None and (r["accuracy"], r["agreement"], r["passed"]) == (h["accuracy"], h["agreement"], h["passed"])
-    print(f"{name:42s} ARM {r['accuracy']:.4f} agree {r['agreement']} | x86 {h and h['accuracy']:.4f} {'same' if same else 'DIFFERENT'}")
-    bad += [] if same else [name]
+    near = h is not None and not exact and r["passed"] == h["passed"] \
+        and abs(r["accuracy"] - h["accuracy"]) <= 0.002 and (r["agreement"] is None or r["agreement"] >= 0.995)
+    verdict = "same" if same else "within tolerance (other runtime)" if near else "DIFFERENT"
+    print(f"{name:42s} ARM {r['accuracy']:.4f} agree {r['agreement']} | x86 {h and h['accuracy']:.4f} {verdict}")
+    bad += [] if same or near else [name]
 sys.exit(f"emulated {sys.argv[3]} figures differ from x86_64: {bad}" if bad or not arm else 0)
 PY
 
