@@ -136,7 +136,6 @@ class Publisher:
         self.broker, self.prefix, self.log = broker, prefix.strip("/"), log
         self.device = device or default_device_id()
         self.base = f"{self.prefix}/{self.device}"
-        self._announce = discovery
         self.discovery = discovery_configs(self.prefix, self.device, model=model) if discovery else {}
         make = client_factory or mqtt.Client
         self.client = make(mqtt.CallbackAPIVersion.VERSION2, client_id=f"mnist-edge-{self.device}")
@@ -193,7 +192,7 @@ class Publisher:
     def model(self, name: str) -> None:
         """The device now reads with model file `name` (after a reload): its Home Assistant
         description is announced again with it."""
-        if not self._announce:
+        if not self.discovery:  # --no-discovery: nothing was announced
             return
         with self._wake:
             self.discovery = discovery_configs(self.prefix, self.device, model=name)
