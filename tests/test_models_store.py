@@ -101,6 +101,81 @@ def test_a_model_nothing_vouches_for_is_refused_and_nothing_changes(tmp_path, da
     assert model_used() == "mnist_cnn_int8.tflite"
 
 
+def _tree(top: Path) -> dict[str, bytes]:
+    """Every file and link under `top`, with its content (links by their target)."""
+    return {str(p.relative_to(top)): (os.readlink(p).encode() if p.is_symlink() else p.read_bytes())
+            for p in sorted(top.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+HOSTILE = {  # what the manifest names as the int8 model's file
+    "parent": "../../../../bin/payload",
+    "absolute": "/tmp/mnist-edge-payload",
+    "folder": "sub/mnist_cnn_int8.tflite",
+    "dotdot": "..",
+    "nul": "mnist_cnn_int8.tflite\x00.txt",
+    "newline": "mnist\ncnn_int8.tflite",
+    "backslash": "..\\..\\payload",
+    "not-a-string": 7,
+}
+
+
+@pytest.mark.parametrize("case", [*HOSTILE, "twice", "twice-two-hashes", "link", "huge",
+                                  "models-not-a-list"])
+def test_a_manifest_cannot_write_outside_the_store(tmp_path, case):
+    """A manifest from elsewhere names files: only plain names inside the source folder, each
+    once, regular files of a model's size are accepted; anything else is refused with one line
+    and nothing is written anywhere (the store, the source, the folders around them)."""
+    assert cli("models", "install", str(TUTORIAL), "--name", "good").exit_code == 0
+    family = tmp_path / "src" / "a" / "b" / "family"
+    shutil.copytree(TUTORIAL, family)
+    manifest = json.loads((family / "manifest.json").read_text())
+    int8 = next(m for m in manifest["models"] if m["variant"] == "int8")
+    payload = (family / int8["file"]).read_bytes()
+    if case in HOSTILE:
+        int8["file"] = HOSTILE[case]
+        if isinstance(HOSTILE[case], str) and "\x00" not in HOSTILE[case]:
+            target = (family / HOSTILE[case])
+            if case in ("parent", "backslash"):  # the file it names exists, hash matching
+                target = family.joinpath(*HOSTILE[case].replace("\\", "/").split("/"))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(payload)
+    elif case == "twice":
+        manifest["models"].append(dict(int8))
+    elif case == "twice-two-hashes":
+        manifest["models"].append({**int8, "sha256": "0" * 64, "variant": "float32"})
+    elif case == "link":
+        (family / int8["file"]).unlink()
+        outside = tmp_path / "outside.tflite"
+        outside.write_bytes(payload)
+        (family / int8["file"]).symlink_to(outside)
+    elif case == "huge":
+        with open(family / int8["file"], "ab") as f:
+            f.truncate(store.MAX_MODEL_BYTES + 1)
+    else:
+        manifest["models"] = "mnist_cnn_int8.tflite"
+    (family / "manifest.json").write_text(json.dumps(manifest))
+    before_store, before_tmp = snapshot(), _tree(tmp_path)
+    res = cli("models", "install", str(family), "--name", "good")
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: ") and len(res.output.splitlines()) == 1, res.output
+    assert snapshot() == before_store and _tree(tmp_path) == before_tmp
+    assert not Path("/tmp/mnist-edge-payload").exists()
+    assert model_used() == "mnist_cnn_int8.tflite"
+
+
+def test_an_installed_manifest_cannot_point_outside_its_folder(tmp_path):
+    assert cli("models", "install", str(TUTORIAL), "--name", "mine").exit_code == 0
+    outside = tmp_path / "elsewhere.tflite"
+    shutil.copy(TUTORIAL / "mnist_cnn_int8.tflite", outside)
+    installed = store.root() / "mine" / "manifest.json"
+    manifest = json.loads(installed.read_text())
+    for m in manifest["models"]:
+        m["file"] = os.path.relpath(outside, installed.parent) if m["variant"] == "int8" else m["file"]
+    installed.write_text(json.dumps(manifest))
+    assert "mine" not in store.installed()  # not a model of the store any more
+    assert store.default_name() == "robust"
+
+
 def test_an_install_interrupted_at_any_point_leaves_the_old_state(monkeypatch):
     from mnist_edge.device.inference import model as models
 

@@ -28,6 +28,10 @@ from mnist_edge.device.inference import bundled
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.~-]{0,63}")
 STAGING = ".install-"
+# What a manifest may name as a model file: a plain file name in the family's own folder (no
+# folder part, no "..", no control character), as `mnist-edge convert` writes them.
+FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}")
+MAX_MODEL_BYTES = 64 << 20  # the bundled families are < 1 MiB; a model this size is not ours
 
 
 def root() -> Path:
@@ -53,7 +57,43 @@ def _int8_of(family: Path) -> Path | None:
         files = [m["file"] for m in manifest["models"] if m.get("variant") == "int8"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return family / files[0] if files and (family / files[0]).is_file() else None
+    if not files or not _plain(files[0]):
+        return None
+    path = family / files[0]
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def _plain(name: object) -> bool:
+    """A plain file name (see FILE): never a path that could leave the folder it is joined to."""
+    return isinstance(name, str) and FILE.fullmatch(name) is not None and ".." not in name
+
+
+def _listed_files(manifest: dict, where: Path) -> dict[str, dict]:
+    """File name -> its manifest entry, after checking every name is plain and listed once."""
+    listed: dict[str, dict] = {}
+    for entry in manifest["models"]:
+        file = entry["file"]
+        if not _plain(file):
+            raise BadModelError(f"{where}: lists {file!r}, which is not a plain file name: "
+                                "refused, nothing installed")
+        if file in listed:
+            raise BadModelError(f"{where}: lists {file} twice: refused, nothing installed")
+        listed[file] = entry
+    return listed
+
+
+def _read_model_file(folder: Path, file: str) -> bytes:
+    """The bytes of `folder/file`: a regular file inside `folder`, not a link, not huge."""
+    path = folder / file
+    if path.is_symlink() or not path.is_file():
+        raise BadModelError(f"{path}: not a regular file (links are refused): not installed")
+    if path.resolve().parent != folder.resolve():
+        raise BadModelError(f"{path}: outside {folder}: not installed")
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise BadModelError(f"{path}: {size} bytes, more than a model of this toolkit "
+                            f"({MAX_MODEL_BYTES >> 20} MiB): not installed")
+    return path.read_bytes()
 
 
 def _pointer(which: str) -> str | None:
@@ -108,15 +148,19 @@ def install(source: Path, name: str = "personal") -> str:
     if not NAME.fullmatch(name) or "~" in name or name in bundled.NAMES:
         raise UsageError(f"--name {name!r}: use lower-case letters, digits, '-', '_' or '.', "
                          "not a bundled model's name")
-    manifest_path = (source if source.is_dir() else source.parent) / "manifest.json"
+    home = source if source.is_dir() else source.parent
+    manifest_path = home / "manifest.json"
+    if manifest_path.is_symlink():
+        raise BadModelError(f"{manifest_path}: a link (refused): copy the folder `mnist-edge "
+                            "convert` wrote")
     try:
         manifest = json.loads(manifest_path.read_text())
-        listed = {m["file"]: m for m in manifest["models"]}
+        listed = _listed_files(manifest, manifest_path)
     except FileNotFoundError:
         raise BadModelError(f"{source}: no manifest.json beside it (made by `mnist-edge "
                             "convert`): nothing vouches for the model") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise BadModelError(f"{manifest_path}: not a readable manifest ({e})") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise BadModelError(f"{manifest_path}: not a readable manifest ({e!r})") from None
     if source.is_dir():
         wanted = [f for f, m in listed.items() if m.get("variant") in ("int8", "float32")]
     else:
@@ -124,7 +168,7 @@ def install(source: Path, name: str = "personal") -> str:
             raise BadModelError(f"{source.name} is not listed in {manifest_path}")
         wanted = [source.name]
         reference = listed[source.name].get("reference")
-        if reference in listed and (source.parent / reference).is_file():
+        if isinstance(reference, str) and reference in listed and (home / reference).is_file():
             wanted.append(reference)
     if not any(listed[f].get("variant") == "int8" for f in wanted):
         raise BadModelError(f"{source}: the manifest lists no int8 model to install")
@@ -136,7 +180,7 @@ def install(source: Path, name: str = "personal") -> str:
     try:
         kept = {**manifest, "models": [listed[f] for f in wanted]}
         for file in wanted:
-            content = (source.parent if source.is_file() else source).joinpath(file).read_bytes()
+            content = _read_model_file(home, file)
             if hashlib.sha256(content).hexdigest() != listed[file].get("sha256"):
                 raise BadModelError(f"{file}: its SHA-256 is not the one its manifest records "
                                     "(damaged or replaced): not installed")
