@@ -1,0 +1,175 @@
+"""The failure classes met in the field, generated with their truth (MNIST *test* digits on
+frames of this module's own making: not train/pages.py, not synth.py's styles).
+
+  white_on_black   a drawing app's black 280x280 canvas, white strokes 5-10 px wide
+  frame_filling    one digit filling the frame, a charcoal stroke a fifth of it wide, on grain
+  small_number     a 4-6 digit number 20-40 px tall on a 1600-2400 px page photographed whole
+  thin_faint       a 1 px pencil line, faint, in a 640x480 frame
+  page_marks       a number beside marks that are not digits: a sum with + - x =, a box around
+                   it, ruled or squared paper, an underline (the marks must never be read)
+  shadow_empty     an empty page under a hard shadow: "no digit"
+
+`mnist-edge robustness --cases` and bench/localiser_ab.py read each class with the same route
+as `classify` (multi for numbers) and count the exact answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+CLASSES = ("white_on_black", "frame_filling", "small_number", "thin_faint", "page_marks",
+           "shadow_empty")
+MULTI = {"small_number", "page_marks"}
+SEED = 31337
+
+
+@dataclass(frozen=True)
+class Case:
+    kind: str
+    image: np.ndarray  # uint8 grey
+    label: str  # the digits, in reading order; "" for no digit
+
+
+def _glyph(digit: np.ndarray, h: int, width: float) -> np.ndarray:
+    """An MNIST digit as a pen stroke `h` px tall and about `width` px wide, coverage [0, 1]."""
+    ys, xs = np.nonzero(digit > 60)
+    d = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    w = max(2, round(h * d.shape[1] / d.shape[0]))
+    a = np.asarray(Image.fromarray(d).resize((w, h), Image.Resampling.BICUBIC), np.float32) / 255
+    core = Image.fromarray(((a > 0.5) * 255).astype(np.uint8))
+    natural = h / 28 * 2.5  # MNIST's stroke at this size
+    if width < natural:
+        for _ in range(max(1, int((natural - width) / 2))):
+            thinner = core.filter(ImageFilter.MinFilter(3))
+            if np.asarray(thinner).sum() < 0.1 * np.asarray(core).sum():
+                break
+            core = thinner
+    elif width > natural * 1.3:
+        core = core.filter(ImageFilter.MaxFilter(int(width - natural) | 1))
+    return np.asarray(core.filter(ImageFilter.GaussianBlur(0.6)), np.float32) / 255
+
+
+def _paper(rng: np.random.Generator, h: int, w: int, level: float) -> np.ndarray:
+    noise = rng.normal(0, 0.015, (h, w)).astype(np.float32)
+    return np.clip(level + noise, 0, 1)
+
+
+def _stamp(canvas: np.ndarray, glyph: np.ndarray, x: int, y: int) -> None:
+    gh, gw = glyph.shape
+    h, w = canvas.shape
+    gh, gw = min(gh, h - y), min(gw, w - x)
+    canvas[y:y + gh, x:x + gw] = np.maximum(canvas[y:y + gh, x:x + gw], glyph[:gh, :gw])
+
+
+def _u8(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(a * 255), 0, 255).astype(np.uint8)
+
+
+def _row(rng, digits, labels, canvas, x, y, h, width) -> tuple[str, int]:
+    text = ""
+    for _ in range(int(rng.integers(4, 7))):
+        i = int(rng.integers(len(digits)))
+        g = _glyph(digits[i], h, width)
+        _stamp(canvas, g, x, y + int(rng.normal(0, h * 0.04)))
+        x += g.shape[1] + int(h * rng.uniform(0.2, 0.5))
+        text += str(int(labels[i]))
+    return text, x
+
+
+def make(kind: str, digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Case:
+    i = int(rng.integers(len(digits)))
+    if kind == "white_on_black":
+        canvas = np.zeros((280, 280), np.float32)
+        h = int(rng.uniform(150, 240))
+        g = _glyph(digits[i], h, rng.uniform(5, 10))
+        _stamp(canvas, g, int(rng.uniform(10, max(11, 270 - g.shape[1]))), (280 - h) // 2)
+        return Case(kind, _u8(canvas), str(int(labels[i])))
+    if kind == "frame_filling":
+        s = int(rng.uniform(240, 480))
+        h = int(s * rng.uniform(0.8, 0.95))
+        g = _glyph(digits[i], h, s * rng.uniform(0.12, 0.2))
+        paper = _paper(rng, s, s, rng.uniform(0.7, 0.9))
+        grain = np.asarray(Image.fromarray(rng.normal(0, 0.06, (s // 8, s // 8)).astype(np.float32),
+                                           mode="F").resize((s, s), Image.Resampling.BICUBIC))
+        cover = np.zeros((s, s), np.float32)
+        _stamp(cover, g, max(0, (s - g.shape[1]) // 2), (s - h) // 2)
+        img = (paper + grain) * (1 - 0.8 * cover)
+        return Case(kind, _u8(img), str(int(labels[i])))
+    if kind == "small_number":
+        H = int(rng.uniform(1600, 2400))
+        W = int(H * rng.uniform(0.7, 1.4))
+        cover = np.zeros((H, W), np.float32)
+        h = int(rng.uniform(20, 40))
+        x, y = int(rng.uniform(0.1, 0.6) * W), int(rng.uniform(0.1, 0.8) * H)
+        text, _ = _row(rng, digits, labels, cover, x, y, h, rng.uniform(2, 4))
+        paper = _paper(rng, H, W, rng.uniform(0.7, 0.92))
+        img = paper * (1 - 0.75 * cover)
+        return Case(kind, _u8(img), text)
+    if kind == "thin_faint":
+        cover = np.zeros((480, 640), np.float32)
+        h = int(rng.uniform(100, 260))
+        g = _glyph(digits[i], h, 1.0)
+        _stamp(cover, g, int(rng.uniform(100, 500 - g.shape[1] * 0.5)), int((480 - h) / 2))
+        img = _paper(rng, 480, 640, rng.uniform(0.75, 0.9)) * (1 - rng.uniform(0.25, 0.4) * cover)
+        return Case(kind, _u8(img), str(int(labels[i])))
+    if kind == "page_marks":
+        H, W = 480, 800
+        cover = np.zeros((H, W), np.float32)
+        img = Image.new("L", (W, H), 0)
+        draw = ImageDraw.Draw(img)
+        h = int(rng.uniform(50, 90))
+        x, y, text = 40, int(rng.uniform(80, H - 80 - h)), ""
+        width = int(rng.uniform(3, 7))
+        for n in range(int(rng.integers(2, 4))):
+            j = int(rng.integers(len(digits)))
+            g = _glyph(digits[j], h, width)
+            _stamp(cover, g, x, y)
+            x += g.shape[1] + h // 3
+            text += str(int(labels[j]))
+            if n < 2:  # an operator between the digits
+                c = x + h // 4
+                op = "+-x="[int(rng.integers(4))]
+                m = y + h // 2
+                if op in "+-":
+                    draw.line([(c - h // 4, m), (c + h // 4, m)], fill=255, width=width)
+                if op == "+":
+                    draw.line([(c, m - h // 4), (c, m + h // 4)], fill=255, width=width)
+                if op == "x":
+                    draw.line([(c - h // 5, m - h // 5), (c + h // 5, m + h // 5)], fill=255, width=width)
+                    draw.line([(c - h // 5, m + h // 5), (c + h // 5, m - h // 5)], fill=255, width=width)
+                if op == "=":
+                    draw.line([(c - h // 4, m - h // 8), (c + h // 4, m - h // 8)], fill=255, width=width)
+                    draw.line([(c - h // 4, m + h // 8), (c + h // 4, m + h // 8)], fill=255, width=width)
+                x += h // 2 + h // 3
+        if rng.random() < 0.5:  # a box around the number
+            draw.rectangle([20, y - h // 3, x + 10, y + h + h // 3], outline=255, width=width)
+        else:  # an underline
+            draw.line([(30, y + h + h // 4), (x, y + h + h // 4)], fill=255, width=width)
+        cover = np.maximum(cover, np.asarray(img, np.float32) / 255)
+        paper = _paper(rng, H, W, rng.uniform(0.75, 0.92))
+        gap = int(rng.uniform(25, 40))
+        paper[int(rng.integers(gap))::gap] *= 0.75  # ruled paper
+        if rng.random() < 0.5:
+            paper[:, int(rng.integers(gap))::gap] *= 0.75  # squared
+        return Case(kind, _u8(paper * (1 - 0.8 * cover)), text)
+    if kind == "shadow_empty":
+        H, W = 480, 640
+        ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+        a = rng.uniform(0, 2 * np.pi)
+        side = np.cos(a) * (xs / W - 0.5) + np.sin(a) * (ys / H - 0.5) - rng.uniform(-0.3, 0.3)
+        paper = _paper(rng, H, W, rng.uniform(0.7, 0.92))
+        img = paper * (1 - rng.uniform(0.35, 0.6) / (1 + np.exp(-side / rng.uniform(0.002, 0.01))))
+        return Case(kind, _u8(img), "")
+    raise ValueError(f"unknown case {kind!r}")
+
+
+def generate(digits: np.ndarray, labels: np.ndarray, per_class: int,
+             seed: int = SEED) -> Iterator[Case]:
+    for k, kind in enumerate(CLASSES):
+        rng = np.random.default_rng([seed, k])
+        for _ in range(per_class):
+            yield make(kind, digits, labels, rng)

@@ -1,0 +1,135 @@
+"""The learned localiser: what it is given, how its map becomes regions, the bundled model's
+checks, and the learned route through the reading pipeline. The model's quality is measured by
+its gate (convert/localiser.py) and bench/localiser_ab.py; these tests pin the mechanics."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from mnist_edge.device.errors import BadModelError
+from mnist_edge.device.evaluation import cases
+from mnist_edge.device.reading import localise, pipeline
+from mnist_edge.device.reading.params import DEFAULT
+
+N = localise.SIDE // localise.STRIDE
+LEARNED = replace(DEFAULT, localiser="learned")
+needs_model = pytest.mark.skipif(not localise.MODEL.is_file(), reason="no bundled localiser")
+
+
+def test_model_input_is_dark_ink_on_light_paper_padded_square():
+    light = np.full((300, 600), 220, np.uint8)
+    light[100:200, 280:300] = 30  # a dark stroke on white paper
+    x, factor, dark = localise.model_input(light, DEFAULT)
+    assert x.shape == (localise.SIDE, localise.SIDE) and x.dtype == np.float32
+    assert factor == 4 and dark
+    assert x[30, 72] < 0.3 and x[5, 5] > 0.8  # the stroke dark, the paper light
+    assert np.allclose(x[80:, :150], x[74, :150], atol=0.05)  # the edge repeated below the grid
+
+    chalk = 255 - light  # the same drawing as light strokes on a board
+    y, _, dark = localise.model_input(chalk, DEFAULT)
+    assert not dark and np.allclose(x, y, atol=0.02)  # seen the same way
+    forced, _, dark = localise.model_input(chalk, DEFAULT, dark=True)
+    assert dark and forced[5, 5] < 0.2  # the second reading's polarity, when forced
+
+
+def test_a_one_pixel_line_survives_the_reduction():
+    page = np.full((1536, 2048), 200, np.uint8)
+    page[400:700, 1000] = 60  # a 1 px pencil line in a big photo: factor 11 on the grid
+    x, factor, _ = localise.model_input(page, DEFAULT)
+    assert factor == 11
+    assert x[36:63, 1000 // 11].min() < 0.75 * x[5, 5]
+
+
+def test_truth_map_marks_the_cells_that_hold_digit_ink():
+    truth = np.zeros((384, 384), bool)
+    truth[40:48, 80:90] = True  # grid factor 2: cells (5..5, 10..11) of the map
+    t = localise.truth_map(truth)
+    assert t.shape == (N, N) and t.sum() == 2
+    assert t[5, 10] == 1 and t[5, 11] == 1
+
+
+def test_regions_from_a_map():
+    heat = np.zeros((N, N), np.float32)
+    heat[10:14, 10:12] = 0.9  # a digit
+    heat[30, 30] = 0.6  # unsure everywhere: below locate_peak, dropped
+    heat[10:14, 13:15] = 0.8  # its neighbour: the grown boxes overlap, one region
+    boxes = localise.regions(heat, (192, 192), DEFAULT)
+    assert len(boxes) == 1
+    b = boxes[0]
+    assert b.x0 < 40 and b.x1 > 60 and b.y0 < 40 and b.y1 > 56  # grown around both
+    assert localise.regions(heat, (100, 192), DEFAULT) == [b]  # inside the frame
+    heat[40:44, 40:44] = 0.95  # beyond a 100-row frame: the padding, never a region
+    assert len(localise.regions(heat, (100, 192), DEFAULT)) == 1
+    assert localise.regions(np.zeros((N, N), np.float32), (192, 192), DEFAULT) == []
+
+
+@pytest.mark.parametrize("field,value,count", [("locate_threshold", 0.95, 0),
+                                               ("locate_peak", 0.95, 0),
+                                               ("locate_min_cells", 9, 0)])
+def test_each_region_threshold_decides(field, value, count):
+    heat = np.zeros((N, N), np.float32)
+    heat[10:12, 10:14] = 0.9  # 8 cells at 0.9
+    assert len(localise.regions(heat, (192, 192), DEFAULT)) == 1
+    assert len(localise.regions(heat, (192, 192), replace(DEFAULT, **{field: value}))) == count
+
+
+def test_margin_grows_regions():
+    heat = np.zeros((N, N), np.float32)
+    heat[20:28, 20:28] = 0.9
+    small = localise.regions(heat, (192, 192), replace(DEFAULT, locate_margin=0.0))[0]
+    big = localise.regions(heat, (192, 192), DEFAULT)[0]
+    assert small.width < big.width and small.height < big.height
+
+
+@needs_model
+def test_the_bundled_localiser_is_vouched_for(tmp_path):
+    loc = localise.load()
+    manifest = json.loads((localise.MODEL.parent / "manifest.json").read_text())
+    assert manifest["gate"]["passed"] is True
+    entry = next(m for m in manifest["models"] if m["file"] == localise.MODEL.name)
+    assert entry["sha256"] == loc.sha256
+    heat = loc.heat(np.ones((localise.SIDE, localise.SIDE), np.float32))
+    assert heat.shape == (N, N) and heat.max() < DEFAULT.locate_threshold  # blank paper
+    copy = tmp_path / localise.MODEL.name
+    shutil.copy(localise.MODEL, copy)
+    data = bytearray(copy.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    shutil.copy(localise.MODEL.parent / "manifest.json", tmp_path / "manifest.json")
+    with pytest.raises(BadModelError, match="SHA-256"):
+        localise.load(copy)
+
+
+@needs_model
+def test_learned_route_reads_a_number_and_traces_the_map():
+    from mnist_edge.device.reading.trace import Trace
+
+    page = np.full((480, 640), 215, np.uint8)
+    for x0 in (170, 280, 390):  # three bars: 1 1 1
+        page[180:300, x0:x0 + 8] = 40
+    trace = Trace()
+    found = pipeline.cut(page, multi=True, params=LEARNED, trace=trace)
+    info = trace.last("localise")
+    assert info is not None and info["regions"], info
+    assert len(found) == 3
+    assert [d.bbox[0] for d in found] == sorted(d.bbox[0] for d in found)
+    assert pipeline.cut(np.full((480, 640), 215, np.uint8), params=LEARNED) == []
+
+
+def test_the_failure_classes_are_generated_with_their_truth():
+    digits = np.zeros((10, 28, 28), np.uint8)
+    for d in range(10):
+        digits[d, 4:24, 10:18] = 255
+    labels = np.arange(10, dtype=np.uint8)
+    made = list(cases.generate(digits, labels, 2))
+    assert [c.kind for c in made] == [k for k in cases.CLASSES for _ in range(2)]
+    for c in made:
+        assert c.image.dtype == np.uint8 and c.image.ndim == 2
+        assert (c.label == "") == (c.kind == "shadow_empty")
+        if c.kind in cases.MULTI:
+            assert len(c.label) >= 2
