@@ -12,7 +12,8 @@ MNISTC ?= ../shared/mnistc
 REALPHOTOS ?= ../shared/realphotos-dev
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
-	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts
+	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts \
+	localiser convert-localiser bundle-localiser localiser-ab
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +65,23 @@ check-robust: $(BIN)/mnist-edge  ## the gate on the robust family's converted mo
 bundle-robust: $(BIN)/mnist-edge $(ROBUST)/mnist_robust.keras  ## gate, then bundle int8+float32 as device/models/robust
 	$(BIN)/mnist-edge convert --model $(ROBUST)/mnist_robust.keras --bundle $(CONVERT_ARGS)
 	$(BIN)/python -c "from mnist_edge.device import atomic; atomic.copy_file('$(ROBUST)/mnist_robust.keras', 'train/base/mnist_robust.keras')"  # fine-tuning starts from it
+
+LOCALISER ?= $(MODELS)/localiser
+
+localiser: $(BIN)/mnist-edge $(FONTS)  ## the digit localiser, trained on generated pages -> models/localiser/localiser.keras
+	$(BIN)/python -m mnist_edge.train.localiser --out $(LOCALISER) $(LOCALISER_ARGS)
+
+$(LOCALISER)/localiser.keras:
+	$(MAKE) localiser
+
+convert-localiser: $(BIN)/mnist-edge $(LOCALISER)/localiser.keras  ## float32 + int8, measured, int8 gated against float32
+	$(BIN)/python -m mnist_edge.convert.localiser --model $(LOCALISER)/localiser.keras
+
+bundle-localiser: $(BIN)/mnist-edge $(LOCALISER)/localiser.keras  ## gate, then bundle into device/models/localiser
+	$(BIN)/python -m mnist_edge.convert.localiser --model $(LOCALISER)/localiser.keras --bundle
+
+localiser-ab: $(BIN)/mnist-edge  ## classical vs learned localisation, side by side -> models/localiser-ab.md
+	$(BIN)/python bench/localiser_ab.py --markdown $(MODELS)/localiser-ab.md
 
 robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
 	$(BIN)/mnist-edge robustness --mnistc $(MNISTC) --markdown $(MODELS)/robustness.md \

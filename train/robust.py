@@ -63,8 +63,10 @@ class Pools:
 
 def fit(model, images: np.ndarray, labels: np.ndarray, *, epochs: int = EPOCHS,
         batch_size: int = BATCH_SIZE, seed: int = 42, scale: float = 1.0,
-        validation: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, list[float]]:
-    """Train `model` (11 outputs) in place; returns the Keras-style history."""
+        validation: tuple[np.ndarray, np.ndarray] | None = None,
+        prefix_steps: int | None = None) -> dict[str, list[float]]:
+    """Train `model` (11 outputs) in place; returns the Keras-style history. With
+    `prefix_steps`, only the run's first steps (train/prefix.py)."""
     import keras
 
     rng = np.random.default_rng(seed)
@@ -80,12 +82,20 @@ def fit(model, images: np.ndarray, labels: np.ndarray, *, epochs: int = EPOCHS,
         val = (validation[0].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0,
                validation[1].astype(np.int64))
     verbose = 1 if sys.stdout.isatty() else 2
+    stop = None
+    if prefix_steps:
+        from .prefix import stop_after
+
+        stop, verbose = stop_after(prefix_steps), 0
     for epoch in range(epochs):
         t0 = time.perf_counter()
         x, y = pools.epoch(rng)
         augment_s = time.perf_counter() - t0
         h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
-                      validation_data=val, verbose=verbose)
+                      validation_data=None if stop else val, verbose=verbose,
+                      callbacks=[stop] if stop else None)
+        if stop is not None and model.stop_training:
+            break
         for k, v in h.history.items():
             history.setdefault(k, []).extend(float(a) for a in v)
         print(f"epoch {epoch + 1}/{epochs}: {len(x):,} images, augmentation {augment_s:.0f} s",

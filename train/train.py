@@ -79,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", default=None,
                    help="output folder (default models/, models/robust/, models/dense/)")
     p.add_argument("--no-plot", action="store_true", help="skip the training-curves PNG")
+    p.add_argument("--prefix-steps", type=int, default=None, metavar="N",
+                   help="robust recipe: train only the run's first N steps and compare the "
+                        "weights' hash with train/base/prefixes.json (CI; train/prefix.py)")
     p.add_argument("--finetune", default=None, metavar="DIR",
                    help="robust recipe: fine-tune the robust model on a writer's examples "
                         "(mnist-edge collect DIR) -> models/personal/mnist_personal.keras, with "
@@ -89,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.finetune is not None and (args.recipe != "robust" or args.kfold):
         p.error("--finetune starts from the robust model: use --recipe robust, no --kfold")
+    if args.prefix_steps is not None and (args.recipe != "robust" or args.finetune
+                                          or args.prefix_steps < 1):
+        p.error("--prefix-steps N (N >= 1) reproduces the robust recipe's first steps only")
     if args.recipe == "robust" and args.variant != "valid":
         p.error("--variant belongs to the tutorial recipe; the robust recipe has one network")
     if args.recipe == "robust":
@@ -154,7 +160,7 @@ def fit(args: argparse.Namespace, images: np.ndarray, labels: np.ndarray,
         scale = len(images) / 60_000  # --limit shrinks the frame pools alike
         history = robust.fit(model, images, labels, epochs=args.epochs,
                              batch_size=args.batch_size, seed=args.seed, scale=scale,
-                             validation=validation)
+                             validation=validation, prefix_steps=args.prefix_steps)
         return model, history, time.perf_counter() - start
     optimizer = keras.optimizers.get(args.optimizer)
     if args.learning_rate is not None:
@@ -245,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         hist, train_seconds = facts.pop("history"), float(facts["train_seconds"])
     else:
         model, hist, train_seconds = fit(args, train_images, train_labels)
+    if args.prefix_steps:
+        from . import prefix
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        return prefix.report("robust", args.prefix_steps, model, Path(args.out), train_seconds)
     model.summary()
     test_loss, test_accuracy = test_scores(model, test_images, test_labels)
     print(f"test loss {test_loss:.4f}  test accuracy {test_accuracy:.4f}  "

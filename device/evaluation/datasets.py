@@ -19,6 +19,7 @@ from mnist_edge.device.errors import BadDataError
 from mnist_edge.device.inference.model import NONE
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import pipeline
+from mnist_edge.device.reading.params import DEFAULT, Params
 
 CLASS_FOLDERS = {**{str(d): d for d in range(10)}, "none": NONE}
 
@@ -98,10 +99,12 @@ def image_folder(folder: Path, progress: Callable[[int], None] | None = None) ->
     return EvalSet(f"{folder} ({len(files):,} images)", x, labels, found, second=second)
 
 
-def first_and_second(gray: np.ndarray) -> tuple[np.ndarray, bool, np.ndarray | None]:
+def first_and_second(gray: np.ndarray, params: Params = DEFAULT
+                     ) -> tuple[np.ndarray, bool, np.ndarray | None]:
     """The first digit's crop (zeros when none), whether one was found, and the second
     reading's crop when the frame gets one: what `classify` reads, for every model at once."""
-    digits = pipeline.cut(gray)
+    digits = pipeline.cut(gray, params=params)
     crop = digits[0].pixels if digits else np.zeros((28, 28), np.uint8)
-    again = pipeline.cut(gray, dark=True) if pipeline.doubt_polarity(gray) else []
+    again = pipeline.cut(gray, params=params, dark=True) \
+        if pipeline.doubt_polarity(gray, params) else []
     return crop, bool(digits), again[0].pixels if again else None

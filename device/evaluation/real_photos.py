@@ -20,6 +20,7 @@ from mnist_edge.device.inference.model import Classifier
 from mnist_edge.device.reading import decision
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading.files import number
+from mnist_edge.device.reading.params import DEFAULT, Params
 
 CATEGORIES = ("single", "drawn", "multi")
 
@@ -77,14 +78,15 @@ def load(folder: Path) -> list[Item]:
 
 
 def score(clf: Classifier, items: list[Item], min_confidence: float = 0.5,
-          progress: Callable[[int], None] | None = None) -> Result:
+          progress: Callable[[int], None] | None = None, params: Params = DEFAULT,
+          multi_all: bool = False) -> Result:
     """Read every image as `classify` does (with --multi for multi) and count the right ones."""
     res = Result()
     for item in items:
-        multi = item.category == "multi"
+        multi = multi_all or item.category == "multi"
         try:
             preds = decision.read(clf, images.load_gray(item.path), multi=multi,
-                                  min_confidence=min_confidence)
+                                  min_confidence=min_confidence, params=params)
             got = (number(preds) or "") if multi else str(preds[0].digit)
         except BadImageError as e:
             got = f"error: {e}"

@@ -28,6 +28,7 @@ from mnist_edge.device.evaluation import evaluate, real_photos, synth
 from mnist_edge.device.evaluation.datasets import first_and_second
 from mnist_edge.device.inference import timing
 from mnist_edge.device.inference.model import NONE, Classifier
+from mnist_edge.device.reading.params import DEFAULT, Params
 
 CORRUPTIONS = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "scale",
                "rotate", "brightness", "translate", "stripe", "fog", "spatter", "dotted_line",
@@ -47,7 +48,8 @@ class Frames:
 
 
 def render_frames(test_images: np.ndarray, test_labels: np.ndarray, per_style: int,
-                  empty: bool, progress: Callable[[int], None] | None = None) -> list[Frames]:
+                  empty: bool, progress: Callable[[int], None] | None = None,
+                  params: Params = DEFAULT) -> list[Frames]:
     """`per_style` photos (or empty frames) per style, cut out by the preprocessing."""
     out = []
     for s, style in enumerate(synth.STYLES):
@@ -58,7 +60,7 @@ def render_frames(test_images: np.ndarray, test_labels: np.ndarray, per_style: i
         second = {}
         for n, i in enumerate(picks):
             frame = synth.empty(rng, style) if empty else synth.photo(test_images[i], rng, style)
-            pixels[n], found[n], alt = first_and_second(frame)
+            pixels[n], found[n], alt = first_and_second(frame, params)
             if alt is not None:
                 second[n] = alt
         labels = np.full(per_style, NONE) if empty else test_labels[picks].astype(np.int64)

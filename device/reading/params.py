@@ -68,6 +68,14 @@ class Params:
     # -- second reading (paper mostly in shadow, read first as light marks on a dark ground)
     lit_share: float = 0.05  # at least this share of the frame lit: paper, not a lamp
     second_confidence: float = 0.9  # the second reading counts only as a sure digit
+    # -- localisation: "classical" (the grid stages above, frame-wide) or "learned" (the
+    #    localiser model's map, then each region read at its own scale: localise.py)
+    localiser: str = "classical"
+    locate_threshold: float = 0.5  # a map cell this likely to hold digit ink is in a region
+    locate_peak: float = 0.7  # ... and a region counts only when one of its cells is this sure
+    locate_min_cells: int = 1  # regions of fewer cells are dropped
+    locate_margin: float = 0.35  # a region grows by this share of its size on each side
+    region_window: int = 3  # inside a region, the paper map's window: 1/3 of its longer side
 
     def version(self) -> str:
         h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode())

@@ -3,6 +3,12 @@
     grey -> grid -> sheet -> polarity -> background / paper -> ink mask
          -> components and segmentation -> crop and normalise (stroke, size, centre of mass)
 
+With Params.localiser "learned" the first steps are the localiser's (device/reading/
+localise.py): grey -> grid -> the model's map of digit ink -> regions; each region is then cut
+from the full-resolution frame and read by the steps above on its own, so its background,
+threshold and stroke width are its own, and a small number on a big page gets the grid's
+whole resolution.
+
 Ink is located on a small analysis grid (longer side <= Params.grid); each digit is then cut
 from the full-resolution grey image, so a camera frame costs about as much as its grid.
 The model and the decision come after (device/reading/decision.py).
@@ -10,12 +16,12 @@ The model and the decision come after (device/reading/decision.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
 
-from . import stages
+from . import localise, stages
 from .params import DEFAULT, SIZE, Params
 from .stages import Blob
 from .trace import Trace
@@ -39,6 +45,8 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         trace.add("grey", g, shape=list(g.shape), params=p.version())
     if g.shape == (SIZE, SIZE) and not multi:
         return _small(g, dark, trace)
+    if p.localiser == "learned":
+        return _cut_regions(g, multi, p, trace, dark)
     grid, factor = stages.to_grid(g, p)
     region = stages.find_sheet(grid, p) if dark is None else None
     if trace is not None:
@@ -85,6 +93,41 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
                 x, y, w, h = _full(b, factor, g.shape)
                 digits.append(Digit(pixels, (x + ox, y + oy, w, h), number))
     return digits
+
+
+def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
+                 dark: bool | None) -> list[Digit]:
+    """The learned route: the localiser's regions, each read on its own at its own scale
+    (with multi every region, else the one the map is surest of), digits in lines from the
+    top, each left to right."""
+    x, factor, dark = localise.model_input(g, p, dark)
+    heat = localise.load().heat(x)
+    grid_shape = (g.shape[0] // factor, g.shape[1] // factor)
+    boxes = localise.regions(heat, grid_shape, p)
+    if trace is not None:
+        trace.add("localise", np.kron(heat, np.ones((localise.STRIDE, localise.STRIDE))),
+                  dark_on_light=dark, factor=factor,
+                  regions=[list(_full(b, factor, g.shape)) for b in boxes])
+    if not boxes:
+        return []
+    if not multi:
+        s = localise.STRIDE
+        boxes = [max(boxes, key=lambda b: float(heat[b.y0 // s:-(-b.y1 // s),
+                                                     b.x0 // s:-(-b.x1 // s)].sum()))]
+    local = replace(p, localiser="classical", paper_window=p.region_window)
+    found: list[Digit] = []
+    for b in boxes:
+        x0, y0, w, h = _full(b, factor, g.shape)
+        for d in cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark):
+            bx, by, bw, bh = d.bbox
+            found.append(Digit(d.pixels, (bx + x0, by + y0, bw, bh)))
+    if not multi or len(found) < 2:
+        return found
+    blobs = [Blob(x, y, x + w, y + h, w * h) for x, y, w, h in (d.bbox for d in found)]
+    index = {id(b): d for b, d in zip(blobs, found, strict=True)}
+    rows = stages.lines_of_writing(blobs, p)
+    return [replace(index[id(b)], row=n) for n, row in enumerate(rows)
+            for b in sorted(row, key=lambda b: b.x0)]
 
 
 def _full(b: Blob, factor: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
