@@ -620,7 +620,7 @@ _READING = {"type": "object", "properties": {
     "none_reason": {"type": ["string", "null"]}, "model": {"type": "string"},
     "probabilities": {"type": ["array", "null"], "items": {"type": "number"}}}}
 OPENAPI: dict[str, Any] = {
-    "openapi": "3.0.3",
+    "openapi": "3.1.0",  # 3.1: JSON Schema types, e.g. ["string", "null"] (3.0 has no such form)
     "info": {"title": "mnist-edge serve", "version": "1"},
     # The token, when the server has one: as a bearer token or ?token=. /healthz (status
     # only) and this document need none.
