@@ -300,3 +300,10 @@ def test_a_reload_that_fails_keeps_the_running_model(tmp_path):
 def test_models_help_is_uncut():
     listing = cli("models", "--help").stdout.split("Commands:")[1]
     assert "..." not in listing and len(listing.strip().splitlines()) == 4
+
+
+def test_help_says_rollback_is_one_step_and_how_to_install_for_the_service():
+    assert "twice" in " ".join(cli("models", "rollback", "--help").stdout.split())
+    for args in (("models", "--help"), ("models", "install", "--help")):
+        text = " ".join(cli(*args).stdout.split())
+        assert "sudo -u mnist-edge" in text, args

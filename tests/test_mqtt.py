@@ -146,6 +146,35 @@ def test_discovery_configs_carry_what_home_assistant_requires():
     assert len(ids) == 4
 
 
+def test_device_names_become_ids_home_assistant_accepts():
+    import re
+
+    from mnist_edge.device.errors import UsageError
+
+    for name, want in (("Kitchen Pi", "kitchen-pi"), ("pi.local", "pi-local"), ("a/b", "a-b"),
+                       ("x+y", "x-y"), ("#1 meter", "1-meter"), ("pi_2", "pi_2")):
+        assert mqtt.device_id(name) == want
+        for topic in mqtt.discovery_configs("mnist-edge", mqtt.device_id(name)):
+            assert re.fullmatch(r"homeassistant/[a-z_]+/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/config", topic)
+    with pytest.raises(UsageError, match="--mqtt-device"):
+        mqtt.device_id("//+#")
+
+
+@needs_broker
+def test_a_device_name_with_spaces_is_published_under_its_id(broker):
+    listener = Listener(broker.port)
+    try:
+        res = _camera(broker.port, "--mqtt-device", "Kitchen Pi", "--frames", "20")
+        assert res.returncode == 0, res.stderr
+        assert "MQTT device id kitchen-pi (from --mqtt-device 'Kitchen Pi')" in res.stderr
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/kitchen-pi/availability"
+                                               and p == "offline" for t, p, _ in m))
+        configs = [t for t, _, _ in listener.messages if t.startswith("homeassistant/")]
+        assert len(configs) == 4 and all("/kitchen-pi/" in t for t in configs)
+    finally:
+        listener.close()
+
+
 @needs_broker
 def test_camera_publishes_readings_in_order_with_discovery(broker):
     listener = Listener(broker.port)

@@ -13,7 +13,10 @@ from mnist_edge.device.cli.options import JsonOpt
 models_app = typer.Typer(
     help="The models on this device: the bundled ones and those installed here, and which one "
          "is the default of every command (`--model` overrides it). `serve` and `camera` take a "
-         "new default on SIGHUP (systemctl reload mnist-edge).",
+         "new default on SIGHUP (systemctl reload mnist-edge). Models live in the data folder "
+         "of the user who runs the command: for the shipped services (user mnist-edge) run "
+         "`sudo -u mnist-edge /home/mnist-edge/venv/bin/mnist-edge models install DIR`, then "
+         "`sudo systemctl reload mnist-edge`.",
     no_args_is_help=True)
 app.add_typer(models_app, name="models", short_help="Install, list, choose and roll back models.")
 
@@ -57,7 +60,11 @@ def install(
                                       "same name is kept as NAME~SHA8).")] = "personal",
 ) -> None:
     """Verify a model (hashes against its manifest, then a load and one invoke), install it
-    and make it the default. The previous default stays for `models rollback`."""
+    and make it the default. The previous default stays for `models rollback`.
+
+    It goes to this user's data folder ($XDG_DATA_HOME/mnist-edge/models): for the shipped
+    services, which run as the user mnist-edge, install it as that user: `sudo -u mnist-edge
+    /home/mnist-edge/venv/bin/mnist-edge models install DIR`."""
     from mnist_edge.device.inference import store
 
     old = store.install(source, name)
@@ -76,10 +83,11 @@ def use(name: Annotated[str, typer.Argument(help="A name from `mnist-edge models
     say(f"default: {name} (was {old})")
 
 
-@models_app.command(short_help="Back to the previous default.")
+@models_app.command(short_help="Back to the previous default (twice: forward again).")
 @one_line_errors
 def rollback() -> None:
-    """Go back to the default before the last install or `use` (twice: forward again)."""
+    """Go back to the default before the last install or `use`. One step only: run twice, it
+    goes forward again (a toggle between the last two defaults, not a history)."""
     from mnist_edge.device.inference import store
 
     now, before = store.rollback()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -80,9 +81,21 @@ def parse_url(url: str, environ: dict[str, str] | None = None) -> Broker:
     return Broker(parts.hostname, port, parts.scheme == "mqtts", user or None, password)
 
 
+def device_id(name: str) -> str:
+    """A device id topics and Home Assistant accept (its discovery ids are [a-zA-Z0-9_-]+;
+    '/', '+' and '#' would also split or wildcard a topic): lower case, every other character
+    a dash, runs of dashes one. "Kitchen Pi" -> kitchen-pi, pi.local -> pi-local."""
+    slug = re.sub(r"[^a-z0-9_]+", "-", name.lower()).strip("-")
+    if not slug:
+        raise UsageError(f"--mqtt-device {name!r}: use letters, digits, '-' or '_'")
+    return slug
+
+
 def default_device_id() -> str:
-    name = socket.gethostname().split(".")[0].lower()
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "mnist-edge"
+    try:
+        return device_id(socket.gethostname().split(".")[0])
+    except UsageError:
+        return "mnist-edge"
 
 
 def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFIX,
@@ -134,7 +147,9 @@ class Publisher:
         import paho.mqtt.client as mqtt
 
         self.broker, self.prefix, self.log = broker, prefix.strip("/"), log
-        self.device = device or default_device_id()
+        self.device = device_id(device) if device else default_device_id()
+        if device and self.device != device:
+            log(f"MQTT device id {self.device} (from --mqtt-device {device!r})")
         self.base = f"{self.prefix}/{self.device}"
         self.discovery = discovery_configs(self.prefix, self.device, model=model) if discovery else {}
         make = client_factory or mqtt.Client
