@@ -14,6 +14,8 @@ from mnist_edge.device.cli import app
 from mnist_edge.device.errors import CameraError, UsageError
 from mnist_edge.device.live import sources as camera
 
+from .conftest import ROOT
+
 runner = CliRunner()
 
 
@@ -240,3 +242,19 @@ def test_one_reader_thread_joined_before_close():
                                sleep=no_sleep)
     assert first_pixel(blocked) == 5  # the blocked read timed out, a reconnect delivered
     assert FakeCam.closed == 1  # the device still inside read() was not closed
+
+
+def test_each_frame_size_gets_its_own_region(int8_model):
+    """A folder mixes sizes: after a 112x112 file, a 275x220 photo is read in its own default
+    region, not in the small one (digit7/8/9 of examples/ read "no ink" when it was kept)."""
+    from mnist_edge.device.live.loop import Reader
+    from mnist_edge.device.reading import decode
+
+    reader = Reader(int8_model)
+    small = decode.load_gray(ROOT / "examples" / "digit6_test21_transparent.png")
+    assert small.shape == (112, 112) and reader.read(small)[0].digit == 6
+    for name, digit in (("digit7_test0.png", 7), ("digit8_test61.png", 8), ("digit9_test7.png", 9)):
+        frame = decode.load_gray(ROOT / "examples" / name)
+        assert reader.roi(frame) == camera.Roi.parse(None, frame.shape)
+        assert reader.read(frame)[0].digit == digit, name
+    assert reader.roi(small) == camera.Roi.parse(None, small.shape)

@@ -112,15 +112,21 @@ def _writer_frames(folder: Path, per_digit: int) -> Path:
 
 
 @pytest.mark.slow
-def test_finetune_convert_gate_install_rollback(tmp_path):
+def test_finetune_convert_gate_install_rollback(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     from mnist_edge.convert.convert import main as convert
     from mnist_edge.train.train import main as train
 
     examples = _writer_frames(tmp_path / "mine", per_digit=8)
     out = tmp_path / "personal"
-    assert train(["--recipe", "robust", "--finetune", str(examples), "--out", str(out),
+    capsys.readouterr()
+    assert train(["--finetune", str(examples), "--out", str(out),  # --recipe robust implied
                   "--epochs", "2", "--no-plot", "--data", str(mnist_dir())]) == 0
+    said = capsys.readouterr().out
+    assert "fine-tuning mnist_robust.keras on 60 of your 80 examples" in said
+    assert "epoch 1/2:" in said and "epoch 2/2:" in said and "Epoch 2/2" not in said
+    assert f"next: mnist-edge convert --model {out / 'mnist_personal.keras'}" in said
+    assert json.loads((out / "train_metrics.json").read_text())["train_images"] == 60
     held = sorted(p.relative_to(out / "heldout") for p in (out / "heldout").rglob("*.png"))
     assert len(held) == 20 and {p.parts[0] for p in held} == {str(d) for d in range(10)}
     assert convert(["--model", str(out / "mnist_personal.keras"), "--data", str(mnist_dir())]) == 0
@@ -141,3 +147,13 @@ def test_finetune_convert_gate_install_rollback(tmp_path):
     assert json.loads(cli("classify", str(mirrored_three), "--json").stdout)["digit"] == 3
     assert cli("models", "rollback").exit_code == 0
     assert json.loads(cli("classify", str(mirrored_three), "--json").stdout)["digit"] != 3
+
+
+def test_finetune_implies_the_robust_recipe_and_refuses_the_tutorial():
+    from mnist_edge.train.train import parse_args
+
+    assert parse_args(["--finetune", "mine"]).recipe == "robust"
+    assert parse_args([]).recipe == "tutorial"
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--recipe", "tutorial", "--finetune", "mine"])
+    assert e.value.code == 2

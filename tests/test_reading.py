@@ -425,9 +425,24 @@ def test_touching_digits_are_cut_at_the_thin_join():
     assert len(parts) == 2 and parts[0].x1 <= 34 and parts[1].x0 >= 26
 
 
-def test_params_version_changes_with_any_threshold():
-    assert Params().version() == DEFAULT.version()
-    assert Params(min_contrast=0.16).version() != DEFAULT.version()
+def test_params_version_changes_with_any_threshold_not_with_code():
+    from dataclasses import fields
+
+    from mnist_edge.device.reading import params as params_module
+
+    assert Params().version() == DEFAULT.version() and DEFAULT.version().startswith(
+        f"r{params_module.REVISION}-")
+    for f in fields(Params):
+        if f.name in params_module.LEARNED_ONLY or f.name == "localiser":
+            continue
+        value = getattr(DEFAULT, f.name)
+        changed = Params(**{f.name: value * 2 if value else 1})
+        assert changed.version() != DEFAULT.version(), f.name
+        assert not changed.reads_like(params_module.SAME_CROPS[0]), f.name
+    assert Params(localiser="learned").version() != DEFAULT.version()
+    # the bundled model was trained on crops these defaults reproduce: no warning
+    assert DEFAULT.reads_like(params_module.SAME_CROPS[0])
+    assert DEFAULT.reads_like(DEFAULT.version()) and not DEFAULT.reads_like("r1-00000000")
 
 
 def test_one_decision_rule():

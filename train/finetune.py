@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,9 @@ def run(base: Path, folder: Path, out: Path, mnist_x: np.ndarray, mnist_y: np.nd
     import keras
 
     if not base.is_file():
-        raise BadDataError(f"{base}: no robust Keras model to start from (make train-robust, or "
-                           "download it: see the README's 'Learn your handwriting')")
+        raise BadDataError(f"{base}: no robust Keras model to start from; pass --base with the "
+                           "Keras model to fine-tune (make train-robust writes "
+                           "models/robust/mnist_robust.keras)")
     x, y, paths = examples.load(folder)
     if len(y) < 2:
         raise BadDataError(f"{folder}: {len(y)} example(s); collect at least a few per digit "
@@ -88,8 +88,10 @@ def run(base: Path, folder: Path, out: Path, mnist_x: np.ndarray, mnist_y: np.nd
     user_x = x[train_idx].astype(np.float32) / 255.0
     user_y = y[train_idx]
     repeat = max(1, round(USER_SHARE * (REPLAY + BLANKS) / (1 - USER_SHARE) / max(1, len(user_y))))
-    verbose = 1 if sys.stdout.isatty() else 2
     history: dict[str, list[float]] = {}
+    print(f"fine-tuning {base.name} on {len(train_idx)} of your {len(y)} examples (each "
+          f"repeated {repeat}x, augmented) with {REPLAY:,} MNIST train digits replayed per epoch; "
+          f"{len(held_idx)} examples held out in {held} for the gate; {epochs} epochs", flush=True)
     t0 = time.perf_counter()
     for epoch in range(epochs):
         pick = rng.choice(len(mnist_x), REPLAY, replace=False)
@@ -102,9 +104,11 @@ def run(base: Path, folder: Path, out: Path, mnist_x: np.ndarray, mnist_y: np.nd
                                   np.full(BLANKS, frames.NONE)])
         order = rng.permutation(len(batch_y))
         h = model.fit(batch_x[order][..., None], batch_y[order], batch_size=batch_size,
-                      epochs=epoch + 1, initial_epoch=epoch, verbose=verbose)
+                      epochs=epoch + 1, initial_epoch=epoch, verbose=0)
         for k, v in h.history.items():
             history.setdefault(k, []).extend(float(a) for a in v)
+        print(f"epoch {epoch + 1}/{epochs}: loss {history['loss'][-1]:.4f}, accuracy "
+              f"{history['accuracy'][-1]:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
     facts = {
         "base_model": {"file": base.name, "sha256": hashlib.sha256(base.read_bytes()).hexdigest()},
         "examples": {"folder": str(folder), "count": int(len(y)), "sha256": examples_hash(paths),

@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="mnist-edge train", description="Train an MNIST model (Keras): the tutorial's "
         "CNN (default) or the robust device model."
     )
-    p.add_argument("--recipe", choices=["tutorial", "robust"], default="tutorial",
+    p.add_argument("--recipe", choices=["tutorial", "robust"], default=None,
                    help="tutorial: the tutorial's CNN exactly (default); robust: augmented, "
                         "with a 'no digit' output, the device's default model")
     p.add_argument("--variant", choices=["valid", "same", "dense"], default="valid",
@@ -90,8 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="with --finetune: the Keras model to start from (default: the one the "
                         "bundled robust model was converted from, shipped in train/base/)")
     args = p.parse_args(argv)
-    if args.finetune is not None and (args.recipe != "robust" or args.kfold):
-        p.error("--finetune starts from the robust model: use --recipe robust, no --kfold")
+    if args.finetune is not None and (args.recipe == "tutorial" or args.kfold):
+        p.error("--finetune starts from the robust model: not with --recipe tutorial or --kfold")
+    args.recipe = args.recipe or ("robust" if args.finetune is not None else "tutorial")
     if args.prefix_steps is not None and (args.recipe != "robust" or args.finetune
                                           or args.prefix_steps < 1):
         p.error("--prefix-steps N (N >= 1) reproduces the robust recipe's first steps only")
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
         "validation_split": args.validation_split,
         "seed": args.seed,
-        "train_images": int(len(train_images)),
+        "train_images": int(facts["trained_on"]) if facts else int(len(train_images)),
         "test_loss": test_loss,
         "test_accuracy": test_accuracy,
         "train_seconds": round(train_seconds, 2),
@@ -300,4 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out / model_file}, train_metrics.json, history.json"
           + ("" if args.no_plot else ", training_curves.png"))
     print(json.dumps({k: metrics[k] for k in ("test_loss", "test_accuracy", "train_seconds")}))
+    if facts:
+        keras_file = out / model_file
+        print(f"next: mnist-edge convert --model {keras_file}\n"
+              f"      mnist-edge check --model {out / 'mnist_personal_int8.tflite'} --baseline robust "
+              f"--images {out / 'heldout'}\n"
+              f"      then on the device: mnist-edge models install {out}")
     return 0

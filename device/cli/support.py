@@ -31,7 +31,7 @@ def warn_reading_mismatch(path: Path) -> None:
     from mnist_edge.device.reading.params import DEFAULT as READING
 
     trained = safety.reading_version(path)
-    if trained is not None and trained != READING.version():
+    if trained is not None and not READING.reads_like(trained):
         say(f"warning: {path.name} was trained on crops of reading pipeline {trained}; this "
             f"install reads with {READING.version()}: photos may read worse (retrain with "
             "`make train-robust bundle-robust`)")

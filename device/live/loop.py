@@ -71,7 +71,7 @@ class Reader:
         self.min_confidence = min_confidence
         self.lock = lock or threading.Lock()
         self.model = cast(Classifier, LockedModel(clf, self.lock))
-        self.region: camera.Roi | None = None
+        self.regions: dict[tuple[int, int], camera.Roi] = {}  # per frame size (a folder mixes them)
         self.latency_s = 0.0
 
     def swap(self, clf: Classifier) -> None:
@@ -80,11 +80,14 @@ class Reader:
             self.clf, self.model = clf, cast(Classifier, LockedModel(clf, self.lock))
 
     def roi(self, frame: np.ndarray) -> camera.Roi:
-        r = self.region
-        if r is None or r.x + r.w > frame.shape[1] or r.y + r.h > frame.shape[0]:
-            self.region = camera.Roi.parse(self.roi_text, frame.shape)
-        assert self.region is not None
-        return self.region
+        """The region of interest of a frame of this size: each size gets its own."""
+        size = (int(frame.shape[0]), int(frame.shape[1]))
+        region = self.regions.get(size)
+        if region is None:
+            if len(self.regions) >= 16:  # a folder of many sizes: keep the table small
+                self.regions.clear()
+            region = self.regions[size] = camera.Roi.parse(self.roi_text, frame.shape)
+        return region
 
     def read(self, frame: np.ndarray) -> list[Prediction]:
         region = self.roi(frame).cut(frame)
