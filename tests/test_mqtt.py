@@ -170,7 +170,7 @@ def test_a_device_name_with_spaces_is_published_under_its_id(broker):
         assert listener.wait_for(lambda m: any(t == "mnist-edge/kitchen-pi/availability"
                                                and p == "offline" for t, p, _ in m))
         configs = [t for t, _, _ in listener.messages if t.startswith("homeassistant/")]
-        assert len(configs) == 4 and all("/kitchen-pi/" in t for t in configs)
+        assert len(configs) == 4 and all("/mnist_edge_kitchen_pi/" in t for t in configs)
     finally:
         listener.close()
 

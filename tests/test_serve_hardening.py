@@ -138,9 +138,12 @@ def test_health_says_degraded_when_the_camera_dies_and_recovers(reader, error):
     "degraded" with the reason (no absolute paths), /metrics camera down; a live camera is
     retried, and health is ok again once frames come."""
     opened = []
+    checked = threading.Event()  # the camera stays down until the test has seen it down
 
     def opener() -> _Vanishing:
         opened.append(1)
+        if len(opened) > 1:
+            checked.wait(10)
         return _Vanishing(3 if len(opened) == 1 else 10**6, error)
 
     state = srv.LiveState()
@@ -152,10 +155,11 @@ def test_health_says_degraded_when_the_camera_dies_and_recovers(reader, error):
         while state.snapshot()["camera_error"] is None and time.monotonic() < deadline:
             time.sleep(0.01)
         health = client.get("/healthz")
-        if health.status_code == 503:  # caught between the failure and the retry
-            body = health.json()
-            assert body["status"] == "degraded" and not body["camera_alive"]
-            assert "/dev/" not in (body["camera_error"] or "")
+        assert health.status_code == 503, health.text
+        body = health.json()
+        assert body["status"] == "degraded" and not body["camera_alive"]
+        assert "/dev/" not in (body["camera_error"] or "")
+        checked.set()
         while len(opened) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         while not state.snapshot()["camera_alive"] and time.monotonic() < deadline:
@@ -183,6 +187,33 @@ def test_a_folder_moved_away_is_degraded_not_ok(reader, tmp_path):
     assert str(tmp_path) not in json.dumps(body) and "no such folder" in body["camera_error"]
     metrics = TestClient(srv.create_app(reader, state)).get("/metrics").text
     assert "mnist_edge_camera_up 0" in metrics
+
+
+def test_a_folder_of_unreadable_files_backs_off_and_says_so_once(reader, tmp_path):
+    """Every file unreadable: a pass with no frame is a failure (degraded, with the reason),
+    retried with back-off, logged once (it spun a core and printed ~28,000 lines a second)."""
+    from mnist_edge.device.live import sources as camera
+
+    for i in range(3):
+        (tmp_path / f"{i}.png").write_bytes(b"not an image")
+    opened, said = [], []
+
+    def opener():
+        opened.append(1)
+        return camera.open_source(str(tmp_path), log=said.append)
+
+    state = srv.LiveState()
+    loop = srv.CameraLoop(opener, reader, state, live=False, retry_s=0.1, log=said.append)
+    loop.start()
+    time.sleep(1.5)
+    loop.stop.set()
+    loop.join(5)
+    assert not loop.is_alive()
+    assert 2 <= len(opened) <= 6, len(opened)  # 0.1, 0.2, 0.4, 0.8 s apart: not a spin
+    failures = [m for m in said if m.startswith("camera:")]
+    assert len(failures) == 1 and "no readable frame" in failures[0], said
+    snap = state.snapshot()
+    assert not snap["camera_alive"] and "no readable frame" in snap["camera_error"]
 
 
 def _free_port() -> int:

@@ -226,8 +226,15 @@ def serve(
                          "the camera and use the API; give a token (or MNIST_EDGE_TOKEN), or "
                          "listen on 127.0.0.1")
 
+    said: set[str] = set()  # a folder's unreadable file: said once, not at every pass
+
+    def say_once(message: str) -> None:
+        if message not in said:
+            said.add(message)
+            say(message)
+
     def open_source() -> sources.Source:
-        return sources.open_source(source, log=say, timeout=timeout, retries=retries)
+        return sources.open_source(source, log=say_once, timeout=timeout, retries=retries)
 
     live = sources.is_live(source)
     if source != "none" and not live:

@@ -234,6 +234,10 @@ def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -
     return buf.getvalue()
 
 
+class NoFrames(CameraError):
+    """A file or folder that gave no frame in a whole pass."""
+
+
 class CameraLoop(threading.Thread):
     """Reads the source, classifies each frame, publishes. Files play at their own frame
     rate (a folder at `folder_fps`), as a camera would deliver them, and loop."""
@@ -249,23 +253,31 @@ class CameraLoop(threading.Thread):
         self.recent: deque[float] = deque(maxlen=30)  # times of the last frames, for frames/s
         self.log = log
         self.stop = threading.Event()
+        self.source_name = "the source"
+        self.failure: str | None = None  # the failure last logged
 
     def run(self) -> None:
         """Until stopped: a live camera that fails or cannot be opened is retried (every
-        `retry_s`, doubling to a minute) while the server goes on; a file or folder that
-        fails ends the loop. Either way the failure is what /healthz and the page show."""
+        `retry_s`, doubling to a minute) while the server goes on, and so is a file or folder
+        that gives no frame in a whole pass (every file unreadable); any other failure of a
+        file or folder ends the loop. Either way the failure is what /healthz and the page
+        show, logged once per change."""
         number = 0
         change = Stable(self.stable)
         wait = self.retry_s
         while not self.stop.is_set():
             try:
+                start = number
                 number = self._play(number, change)
+                if number == start and not self.stop.is_set():
+                    raise NoFrames(f"{self.source_name}: no readable frame in a whole pass "
+                                   "(every file failed); trying again")
                 wait = self.retry_s
                 if not self.loop_files:
                     break
             except Exception as e:  # noqa: BLE001 - whatever killed it, health must say so
                 self._fail(str(e) or type(e).__name__)
-                if not self.live:
+                if not self.live and not isinstance(e, NoFrames):
                     break
                 self.stop.wait(wait)
                 wait = min(60.0, wait * 2)
@@ -277,6 +289,7 @@ class CameraLoop(threading.Thread):
         """Open the source and publish its frames until it ends; returns the frame count."""
         source = self.open_source()
         self.live = bool(getattr(source, "live", False))
+        self.source_name = source.name
         fps_target = getattr(source, "fps", None) or (None if source.live else self.folder_fps)
         period = 1.0 / fps_target if fps_target else 0.0
         recent = self.recent  # kept across a video's loops: no "0.0 frames/s" at each restart
@@ -294,6 +307,8 @@ class CameraLoop(threading.Thread):
                     with self.state.lock:
                         self.state.metrics.frame_errors += 1
                     self.log(f"frame {number}: {e}")
+                    if period:  # the pacing holds on the error path too
+                        self.stop.wait(max(0.0, period - (time.perf_counter() - t0)))
                     continue
                 with self.state.lock:
                     self.state.metrics.observe(self.reader.latency_s)
@@ -307,6 +322,7 @@ class CameraLoop(threading.Thread):
                 span = recent[-1] - recent[0]
                 rate = (len(recent) - 1) / span if span > 0 else 0.0
                 self.state.publish(jpeg, reading, changed, rate)
+                self.failure = None  # up again: the next failure is news
                 number += 1
                 if period:
                     self.stop.wait(max(0.0, period - (time.perf_counter() - t0)))
@@ -317,7 +333,9 @@ class CameraLoop(threading.Thread):
             source.close()
 
     def _fail(self, message: str) -> None:
-        self.log(f"camera: {message}")
+        if message != self.failure:  # once per change, not once per retry
+            self.log(f"camera: {message}")
+            self.failure = message
         with self.state.lock:
             self.state.camera_alive, self.state.camera_error = False, message
         self.state.wake()
