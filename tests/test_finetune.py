@@ -64,6 +64,31 @@ def test_the_gate_passes_only_when_the_writer_gains_and_mnist_holds(writer_after
     assert "| 3 | 1 | 1 |" in personal.markdown(verdict, "base", "mine")
 
 
+def test_thin_evidence_is_said_and_the_mnist_drop_printed():
+    labels = np.array([3, 4, 4, 4, 4, 4] + [d for d in range(10) for _ in range(5)])
+    before = labels.copy()
+    before[:2] = 8  # two baseline errors: the 3 and one 4
+    after = labels.copy()
+    writer = personal.Comparison("writer", _result(before.tolist(), 0.9), _result(after.tolist(), 1),
+                                 labels)
+    mnist = personal.Comparison("MNIST test", _result([0] * 4, 0.9949),
+                                _result([0] * 4, 0.9930), np.zeros(4, np.int64))
+    verdict = personal.judge(mnist.personal, mnist, writer)
+    assert verdict.passed  # the verdict stands ...
+    (few,) = [w for w in verdict.warnings if "too few" in w]  # ... but says it is weak
+    assert "56 held-out examples with 2 baseline errors" in few
+    assert not any("per digit" in w for w in verdict.warnings)  # every digit has >= 5
+    md = personal.markdown(verdict, "base", "mine")
+    assert "0.19 pp below (allowed 0.3 pp)" in md and "- warning: 56 held-out" in md
+    assert personal.as_json(verdict, "b", "m")["mnist_drop_pp"] == pytest.approx(0.19)
+    short = personal.Comparison("writer", writer.baseline, writer.personal, labels)
+    short.labels = labels[:6]  # 3 and 4 only: eight digits with no held-out example
+    short.baseline = _result(before[:6].tolist(), 0.9)
+    short.personal = _result(after[:6].tolist(), 1)
+    thin = personal.judge(mnist.personal, mnist, short).warnings
+    assert any("per digit below 5: 0 (0), 1 (0), 2 (0), 3 (1)" in w for w in thin), thin
+
+
 def test_check_baseline_with_the_bundled_models(tmp_path):
     """No TensorFlow: the robust model against the tutorial one on a folder with empty frames
     (the tutorial model cannot say "no digit"): it passes; the other way round it fails (MNIST

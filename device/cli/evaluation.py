@@ -307,6 +307,8 @@ def personal_gate(model: Path, baseline: Path, images: Path, data: Path | None,
     typer.echo(json.dumps(personal.as_json(verdict, base.name, mine.name)) if json_out else md)
     if markdown is not None:
         support.write_report(functools.partial(atomic.write_text, markdown, md), markdown)
+    for warning in verdict.warnings:
+        say(f"warning: {warning}")
     for failure in verdict.failures:
         say(f"gate failed: {failure}")
     raise typer.Exit(0 if verdict.passed else 1)
