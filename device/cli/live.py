@@ -154,12 +154,21 @@ def collect(
             except ValueError as e:
                 say(str(e))
 
+    def keep_disagreeing(label: str, read: str) -> bool:
+        """Several views in a row read surely as another digit: a person decides; piped
+        answers cannot, so those views are taken back and the label ends."""
+        if not sys.stdin.isatty():
+            return False
+        return typer.confirm(f"the last {collecting.DISAGREE} views read other digits (the last "
+                             f"{read}), not {label}: keep them under {label}?", default=False,
+                             err=True)
+
     source_ = sources.open_source(source, log=lambda m: say(f"skipped: {m}"), timeout=timeout,
                                   retries=retries)
     try:
         saved = collecting.run(reader, source_, folder, labels=iter([fixed]) if fixed else asked(),
                                count=count, settle=settle, source_name=source, say=say,
-                               emit=typer.echo, frames=frames)
+                               emit=typer.echo, frames=frames, keep_disagreeing=keep_disagreeing)
     finally:
         source_.close()
     raise typer.Exit(0 if saved else 1)

@@ -81,6 +81,13 @@ def save(folder: Path, label: str, frame: np.ndarray, crop: np.ndarray | None,
                               atomic.png_bytes(lambda b: Image.fromarray(grey).save(b, "PNG")))
 
 
+def remove(frame: Path) -> None:
+    """Take back one example saved by `save`: its frame, then its crop and record."""
+    meta = frame.parent / META
+    for path in (frame, meta / frame.name, meta / f"{frame.stem}.json"):
+        path.unlink(missing_ok=True)
+
+
 def load(folder: Path) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """Every complete example's crop, label (10 for none) and frame path, for training."""
     x, y, paths = [], [], []

@@ -26,6 +26,9 @@ from mnist_edge.device.live.loop import Reader, sigterm_as_interrupt
 from mnist_edge.device.reading.decision import Prediction
 from mnist_edge.device.reading.params import DEFAULT as READING
 
+DISAGREE = 3  # settled views in a row read surely as other digits: the page has changed?
+SURE = 0.9  # ... read at least this sure
+
 
 def key_of(frame: np.ndarray, pred: Prediction) -> np.ndarray:
     """What two frames are compared by: the crop the model saw, or, when the pipeline found no
@@ -60,16 +63,28 @@ def views(source: camera.Source, reader: Reader, settle: int, limit: int | None 
         yield number, region, pred, key, still >= settle
 
 
+def other_digit(label: str, pred: Prediction) -> str | None:
+    """The digit a view was read as, when it is surely not `label`'s."""
+    if label == "none" or pred.digit is None or str(pred.digit) == label:
+        return None
+    return str(pred.digit) if (pred.confidence or 0.0) >= SURE else None
+
+
 def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator[str],
         count: int, settle: int, source_name: str, say: Callable[[str], None],
-        emit: Callable[[str], None], frames: int | None = None) -> int:
+        emit: Callable[[str], None], frames: int | None = None,
+        keep_disagreeing: Callable[[str, str], bool] = lambda _label, _read: False) -> int:
     """Save `count` examples for each label `labels` yields (a fixed --label: one; asked
     interactively: one prompt after another), until the labels or the frames end, or Ctrl-C.
     Returns how many were saved; everything saved stays saved.
 
     After each digit saved, the next is taken only once the view has been clear (no ink) for a
-    frame: the page that was just saved is not saved again, nor under the next label asked."""
+    frame: the page that was just saved is not saved again, nor under the next label asked.
+    When DISAGREE settled views in a row are read surely as other digits, the page shown
+    has likely changed: `keep_disagreeing(label, read)` decides (a person is asked; piped
+    answers say no): no takes those views back and ends that label."""
     saved = skipped = 0
+    ended = "the frames ended"
     stream = views(source, reader, settle, frames)
     clear = True  # the first digit may already be in view
     try:
@@ -79,6 +94,9 @@ def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator
                 # within this run only (by their thumbnails)
                 seen = examples.crops(folder, label) if label != "none" else []
                 have = 0
+                streak: list[Path] = []  # saved views in a row read surely as another digit
+                trusted = False  # the person said the other readings are right
+                why = ended
                 for number, region, pred, key, still in stream:
                     if pred.pixels is None and label != "none":
                         clear = True  # no ink found: the page was taken away
@@ -97,10 +115,28 @@ def run(reader: Reader, source: camera.Source, folder: Path, *, labels: Iterator
                     read = "no digit" if pred.digit is None else str(pred.digit)
                     flag = "" if read == ("no digit" if label == "none" else label) else "  (misread)"
                     emit(f"{path}: label {label}, model read {read}{flag}")
+                    other = None if trusted else other_digit(label, pred)
+                    streak = [*streak, path] if other is not None else []
+                    if len(streak) >= DISAGREE:
+                        if keep_disagreeing(label, other or ""):
+                            trusted, streak = True, []
+                        else:
+                            for taken in streak:
+                                examples.remove(taken)
+                            have -= len(streak)
+                            saved -= len(streak)
+                            why = (f"the last {len(streak)} views read other digits (the last "
+                                   f"{other}), not {label}: taken back (has the page changed?)")
+                            break
                     if have >= count:
+                        why = ""
                         break
                 else:
+                    if have < count:
+                        say(f"label {label}: {have} of {count} kept ({why})")
                     break  # the frames ended
+                if why:
+                    say(f"label {label}: {have} of {count} kept ({why})")
     except KeyboardInterrupt:
         say("stopped")
     say(f"saved {saved} example{'s' * (saved != 1)} in {folder} ({skipped} near-duplicate "
