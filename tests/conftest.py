@@ -10,12 +10,14 @@ import pytest
 
 from mnist_edge.device.data import idx
 from mnist_edge.device.data import mnist as data
+from mnist_edge.device.inference import bundled as bundled_models
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 INTEROP = SHARED / "interop"
-BUNDLED = ROOT / "device" / "models" / "tutorial"
-ROBUST = ROOT / "device" / "models" / "robust"
+# The bundled models where the package is installed (the checkout, or a wheel's site-packages)
+BUNDLED = bundled_models.MODELS_DIR / "tutorial"
+ROBUST = bundled_models.MODELS_DIR / "robust"
 _REAL_CACHE = data.cache_dir()  # read before the autouse fixture isolates the cache
 
 

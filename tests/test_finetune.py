@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import mnist_edge.train
 from mnist_edge.device.cli import app
 from mnist_edge.device.evaluation import personal
 from mnist_edge.device.evaluation.evaluate import ModelResult
@@ -21,7 +22,7 @@ from mnist_edge.device.inference import bundled
 
 from .conftest import ROOT, mnist_dir, photo_of
 
-BASE = ROOT / "train" / "base" / "mnist_robust.keras"
+BASE = Path(mnist_edge.train.__file__).parent / "base" / "mnist_robust.keras"  # as installed
 MIRRORED = (3, 4)
 
 
