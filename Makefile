@@ -13,7 +13,7 @@ REALPHOTOS ?= ../shared/realphotos-dev
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
 	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts \
-	localiser convert-localiser bundle-localiser localiser-ab
+	localiser convert-localiser bundle-localiser localiser-ab reproduce record-prefixes
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,25 @@ convert-localiser: $(BIN)/mnist-edge $(LOCALISER)/localiser.keras  ## float32 + 
 
 bundle-localiser: $(BIN)/mnist-edge $(LOCALISER)/localiser.keras  ## gate, then bundle into device/models/localiser
 	$(BIN)/python -m mnist_edge.convert.localiser --model $(LOCALISER)/localiser.keras --bundle
+	$(BIN)/python -c "from mnist_edge.device import atomic; atomic.copy_file('$(LOCALISER)/localiser.keras', 'train/base/localiser.keras')"  # CI converts it again
+
+# CI reproduces each recipe's first steps against the hashes recorded when the bundle was made
+# (train/base/prefixes.json); `make record-prefixes` records them anew after a recipe changes
+# and its full run (make train-robust bundle-robust, make localiser bundle-localiser).
+ROBUST_PREFIX ?= 30
+LOCALISER_PREFIX ?= 30
+
+reproduce: $(BIN)/mnist-edge $(FONTS)  ## each recipe's first steps, against the recorded hashes (exit 1 when they differ)
+	$(BIN)/mnist-edge train --recipe robust --prefix-steps $(ROBUST_PREFIX) --out $(MODELS)/prefix --no-plot
+	$(BIN)/python -m mnist_edge.train.localiser --prefix-steps $(LOCALISER_PREFIX) --out $(MODELS)/prefix
+
+record-prefixes: $(BIN)/mnist-edge $(FONTS)  ## record the hashes `make reproduce` checks
+	rm -f $(MODELS)/prefix/prefix-*.json
+	$(MAKE) reproduce
+	$(BIN)/python -c "import json, pathlib; d = pathlib.Path('$(MODELS)/prefix'); \
+	  r = {p.stem[7:]: json.loads(p.read_text()) for p in sorted(d.glob('prefix-*.json'))}; \
+	  [v.pop('seconds') for v in r.values()]; \
+	  from mnist_edge.device import atomic; atomic.write_json('train/base/prefixes.json', r)"
 
 localiser-ab: $(BIN)/mnist-edge  ## classical vs learned localisation, side by side -> models/localiser-ab.md
 	$(BIN)/python bench/localiser_ab.py --markdown $(MODELS)/localiser-ab.md

@@ -94,6 +94,20 @@ def generate(count: int | list[int], seed: int, workers: int = 2) -> tuple[np.nd
     return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
 
 
+def write_pages(out: Path, calibration: np.ndarray, inputs: np.ndarray, truths: np.ndarray,
+                shapes: np.ndarray) -> None:
+    """For the converter (convert/ reads files, never imports train/): the pages to calibrate
+    the int8 model on, and the held-out pages its gate measures."""
+    from mnist_edge.device import atomic
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, arrays in (("calibration.npz", {"inputs": calibration}),
+                         ("heldout.npz", {"inputs": inputs, "truths": truths, "shapes": shapes})):
+        with atomic.replacing(out / name) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+
+
 def weighted_bce(y_true, y_pred):
     import keras
 
@@ -122,9 +136,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prefix-steps", type=int, default=None, metavar="N",
                     help="train only the first N steps (only the pages they use are generated) "
                          "and compare the weights' hash with train/base/prefixes.json")
+    ap.add_argument("--data-only", action="store_true",
+                    help="write only calibration.npz and heldout.npz (what the converter reads "
+                         "beside a Keras model), the same pages a full run writes")
     args = ap.parse_args(argv)
 
+    from mnist_edge.device import atomic
+
     t0 = time.perf_counter()
+    if args.data_only:
+        cx, _, _ = generate(CALIBRATION, args.seed)
+        vx, vy, vshapes = generate(HELDOUT, args.seed + 1)
+        write_pages(args.out, cx, vx, vy, vshapes)
+        print(f"wrote {args.out}/calibration.npz ({CALIBRATION} pages), heldout.npz ({HELDOUT} "
+              f"pages) in {time.perf_counter() - t0:.0f} s")
+        return 0
     if args.prefix_steps:  # only the pages the first steps draw, the rest left empty
         order = np.random.default_rng(args.seed).permutation(args.pages)
         used = sorted(int(i) for i in order[:args.prefix_steps * BATCH_SIZE])
@@ -180,19 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     held = scores(heat, vy)
     print("held-out pages (cells): " + ", ".join(f"{k} {v:.3f}" for k, v in held.items()))
 
-    from mnist_edge.device import atomic
     from mnist_edge.device.reading.params import DEFAULT
 
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic.replacing(args.out / "localiser.keras") as tmp:
         model.save(tmp)
-    # For the converter (convert/ reads files, never imports train/): what to calibrate on,
-    # and the held-out pages its gate measures.
-    for name, arrays in (("calibration.npz", {"inputs": x[:CALIBRATION]}),
-                         ("heldout.npz", {"inputs": vx, "truths": vy, "shapes": vshapes})):
-        with atomic.replacing(args.out / name) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
+    write_pages(args.out, x[:CALIBRATION], vx, vy, vshapes)
     metrics = {
         "recipe": "localiser", "pages": args.pages, "epochs": args.epochs,
         "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,

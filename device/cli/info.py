@@ -50,6 +50,11 @@ def info(
     except MnistEdgeError as e:
         facts["model"] = {"error": str(e)}
         problem = e
+    from mnist_edge.device.reading.params import DEFAULT as READING
+    from mnist_edge.device.reading.params import ENV_LOCALISER
+
+    facts["reading"] = {"pipeline": READING.version(), "localiser": READING.localiser,
+                        "chosen_by": ENV_LOCALISER}
     facts["hints"] = doctor.hints(facts)
     if json_out:
         typer.echo(json.dumps(facts))

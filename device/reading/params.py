@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, fields
 
 REVISION = 8  # the crops' revision: bump it when tests/golden/ moves (see version())
@@ -25,7 +26,7 @@ REVISION = 8  # the crops' revision: bump it when tests/golden/ moves (see versi
 SAME_CROPS = ("bda58d7958c4",)
 # Fields of the learned route alone: the classical route's crops do not depend on them.
 LEARNED_ONLY = ("locate_threshold", "locate_peak", "locate_min_cells", "locate_margin",
-                "region_window")
+                "region_window", "locate_floor")
 
 SIZE = 28  # MNIST: a 28x28 input ...
 BOX = 20  # ... with the digit's longer side fitted to 20 px, centred by its centre of mass
@@ -86,6 +87,8 @@ class Params:
     locate_min_cells: int = 1  # regions of fewer cells are dropped
     locate_margin: float = 0.35  # a region grows by this share of its size on each side
     region_window: int = 3  # inside a region, the paper map's window: 1/3 of its longer side
+    locate_floor: float = 0.25  # inside a region, ink counts only where the map, stretched
+    #                             smoothly over it, is at least this (operators, rules, a box)
 
     def version(self) -> str:
         """'r<REVISION>-<hash of the values that shape the crops>'."""
@@ -105,4 +108,14 @@ class Params:
         return classical == Params() and recorded in SAME_CROPS
 
 
-DEFAULT = Params()
+LOCALISERS = ("classical", "learned")
+ENV_LOCALISER = "MNIST_EDGE_LOCALISER"  # classical (the default: it wins, README) or learned
+
+
+def _default() -> Params:
+    """The parameters every command reads with; MNIST_EDGE_LOCALISER chooses the route."""
+    choice = os.environ.get(ENV_LOCALISER, "").strip().lower()
+    return Params(localiser=choice) if choice in LOCALISERS else Params()
+
+
+DEFAULT = _default()

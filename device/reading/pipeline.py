@@ -35,10 +35,12 @@ class Digit:
 
 
 def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
-        trace: Trace | None = None, dark: bool | None = None) -> list[Digit]:
+        trace: Trace | None = None, dark: bool | None = None,
+        allow: np.ndarray | None = None) -> list[Digit]:
     """The digit (with multi: every digit, lines from the top, each left to right) in an
     image: float (H, W) in [0, 1], or a uint8 grey or RGB frame. [] when there is none.
-    `dark` forces the polarity (True: dark ink on light paper)."""
+    `dark` forces the polarity (True: dark ink on light paper); `allow` (bool, any size,
+    stretched over the image) is where ink may be: the localiser's map of digit ink."""
     p = params
     g = stages.grey(image)
     if trace is not None:
@@ -63,6 +65,8 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     grid = stages.emphasise_strokes(g, grid, factor, dark)
     ink, maps = stages.ink_of(grid, dark, p)
     mask, contrast, threshold = stages.ink_mask(ink, p)
+    if mask is not None and allow is not None:  # ink only where the localiser sees digits
+        mask &= _resized(allow.astype(np.float32), mask.shape) >= p.locate_floor
     if trace is not None:
         trace.add("polarity", dark_on_light=dark, median=round(stages.median(grid), 3))
         trace.add("ink", ink, contrast=round(contrast, 3), threshold=round(threshold, 3))
@@ -100,10 +104,18 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
     """The learned route: the localiser's regions, each read on its own at its own scale
     (with multi every region, else the one the map is surest of), digits in lines from the
     top, each left to right."""
+    if dark is None:  # a sheet on a darker desk: its digits are read on it alone
+        grid, gf = stages.to_grid(g, p)
+        sheet = stages.find_sheet(grid, p)
+        if sheet is not None:
+            x0, y0, w, h = _full(sheet, gf, g.shape)
+            found = _cut_regions(g[y0:y0 + h, x0:x0 + w], multi, p, trace, True)
+            return [replace(d, bbox=(d.bbox[0] + x0, d.bbox[1] + y0, *d.bbox[2:])) for d in found]
     x, factor, dark = localise.model_input(g, p, dark)
     heat = localise.load().heat(x)
     grid_shape = (g.shape[0] // factor, g.shape[1] // factor)
     boxes = localise.regions(heat, grid_shape, p)
+
     if trace is not None:
         trace.add("localise", np.kron(heat, np.ones((localise.STRIDE, localise.STRIDE))),
                   dark_on_light=dark, factor=factor,
@@ -116,9 +128,11 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
                                                      b.x0 // s:-(-b.x1 // s)].sum()))]
     local = replace(p, localiser="classical", paper_window=p.region_window)
     found: list[Digit] = []
+    s = localise.STRIDE
     for b in boxes:
         x0, y0, w, h = _full(b, factor, g.shape)
-        for d in cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark):
+        allow = heat[b.y0 // s:-(-b.y1 // s), b.x0 // s:-(-b.x1 // s)]  # smoothly stretched
+        for d in cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark, allow):
             bx, by, bw, bh = d.bbox
             found.append(Digit(d.pixels, (bx + x0, by + y0, bw, bh)))
     if not multi or len(found) < 2:
