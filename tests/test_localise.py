@@ -199,5 +199,6 @@ def test_learned_parameters_each_matter(int8_model_robust):
     base = [_read(int8_model_robust, c, LEARNED) for c in pages]
     for field, value in (("locate_threshold", 0.9), ("locate_peak", 0.99), ("locate_margin", 0.0),
                          ("region_window", 12), ("locate_floor", 0.0), ("locate_min_cells", 40)):
-        changed = [_read(int8_model_robust, c, replace(LEARNED, **{field: value})) for c in pages]
+        varied = replace(LEARNED, **{field: value})  # type: ignore[arg-type]
+        changed = [_read(int8_model_robust, c, varied) for c in pages]
         assert changed != base, field

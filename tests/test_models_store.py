@@ -132,11 +132,11 @@ def test_a_manifest_cannot_write_outside_the_store(tmp_path, case):
     int8 = next(m for m in manifest["models"] if m["variant"] == "int8")
     payload = (family / int8["file"]).read_bytes()
     if case in HOSTILE:
-        int8["file"] = HOSTILE[case]
-        if isinstance(HOSTILE[case], str) and "\x00" not in HOSTILE[case]:
-            target = (family / HOSTILE[case])
+        named = HOSTILE[case]
+        int8["file"] = named
+        if isinstance(named, str) and "\x00" not in named:
             if case in ("parent", "backslash"):  # the file it names exists, hash matching
-                target = family.joinpath(*HOSTILE[case].replace("\\", "/").split("/"))
+                target = family.joinpath(*named.replace("\\", "/").split("/"))
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(payload)
     elif case == "twice":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,37 @@ def test_mypy_resolves_our_modules_in_every_folder(tmp_path):
     assert res.returncode == 1, res.stdout + res.stderr
     assert 'mnist_edge/train/injected.py:5: error: Argument 1 to "resolve"' in res.stdout
     assert res.stdout.count("error:") == 1, res.stdout
+
+
+@pytest.mark.slow
+def test_a_checkout_without_symlinks_builds_the_same_wheel(tmp_path):
+    """Git's core.symlinks=false (Windows' default) leaves mnist_edge/device, train and convert
+    as text files: setup.py maps the packages to the top-level folders, and the wheel holds the
+    same files as one built from a checkout with links."""
+    copy = tmp_path / "checkout"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        source, target = ROOT / name, copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():  # as Git writes a link when it may not make one
+            target.write_text(os.readlink(source))
+        else:
+            shutil.copy2(source, target)
+    assert (copy / "mnist_edge" / "device").is_file()
+    wheels = {}
+    for name, src in (("links", ROOT), ("no-links", copy)):
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                        str(tmp_path / name), str(src)], check=True, capture_output=True)
+        (wheel,) = (tmp_path / name).glob("*.whl")
+        wheels[name] = sorted(n for n in zipfile.ZipFile(wheel).namelist() if "dist-info" not in n)
+    assert wheels["links"] == wheels["no-links"]
+    assert "mnist_edge/device/cli/__init__.py" in wheels["no-links"]
+
+
+@pytest.mark.parametrize("name", ["device", "train", "convert"])
+def test_the_top_level_folders_are_not_a_second_import_name(name):
+    res = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert res.returncode == 1
+    assert f"ImportError: import mnist_edge.{name}, not {name}:" in res.stderr.splitlines()[-1]

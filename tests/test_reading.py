@@ -426,7 +426,7 @@ def test_touching_digits_are_cut_at_the_thin_join():
 
 
 def test_params_version_changes_with_any_threshold_not_with_code():
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from mnist_edge.device.reading import params as params_module
 
@@ -436,7 +436,7 @@ def test_params_version_changes_with_any_threshold_not_with_code():
         if f.name in params_module.LEARNED_ONLY or f.name == "localiser":
             continue
         value = getattr(DEFAULT, f.name)
-        changed = Params(**{f.name: value * 2 if value else 1})
+        changed = replace(DEFAULT, **{f.name: value * 2 if value else 1})  # type: ignore[arg-type]
         assert changed.version() != DEFAULT.version(), f.name
         assert not changed.reads_like(params_module.SAME_CROPS[0]), f.name
     assert Params(localiser="learned").version() != DEFAULT.version()

@@ -196,7 +196,8 @@ def test_a_folder_of_unreadable_files_backs_off_and_says_so_once(reader, tmp_pat
 
     for i in range(3):
         (tmp_path / f"{i}.png").write_bytes(b"not an image")
-    opened, said = [], []
+    opened: list[int] = []
+    said: list[str] = []
 
     def opener():
         opened.append(1)

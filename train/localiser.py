@@ -105,7 +105,7 @@ def write_pages(out: Path, calibration: np.ndarray, inputs: np.ndarray, truths: 
                          ("heldout.npz", {"inputs": inputs, "truths": truths, "shapes": shapes})):
         with atomic.replacing(out / name) as tmp:
             with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
+                np.savez_compressed(f, **arrays)  # type: ignore[arg-type]
 
 
 def weighted_bce(y_true, y_pred):

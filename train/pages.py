@@ -285,12 +285,12 @@ def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
     elif layout == "rows":
         dh = max(5, int(h * np.exp(rng.uniform(np.log(0.02), np.log(0.3)))))
         width = _pen_width(rng, dh, scale)
-        y = rng.uniform(0, h * 0.3)
+        top = float(rng.uniform(0, h * 0.3))
         others = 0.25 if rng.random() < 0.4 else 0.0
         for _ in range(int(rng.integers(1, 5))):
             n = int(rng.integers(1, 11))
             x = int(rng.uniform(0, max(1, w * 0.6)))
-            end = _row(src, rng, canvas, truth, boxes, x, int(y), dh, n, width, others, scale)
+            end = _row(src, rng, canvas, truth, boxes, x, int(top), dh, n, width, others, scale)
             if rng.random() < 0.2:  # underline or a box around the number
                 lw = max(1, int(width or scale))
                 mark = np.zeros((dh + 4 * lw + 8, max(8, end - x + 8)), np.float32)
@@ -298,9 +298,9 @@ def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
                     mark[-lw:] = 1
                 else:
                     mark[:lw], mark[-lw:], mark[:, :lw], mark[:, -lw:] = 1, 1, 1, 1
-                _place(canvas, None, mark, x - 4 - lw, int(y) - 2 * lw - 4, None)
-            y += dh * rng.uniform(1.4, 3.0)
-            if y > h:
+                _place(canvas, None, mark, x - 4 - lw, int(top) - 2 * lw - 4, None)
+            top += dh * rng.uniform(1.4, 3.0)
+            if top > h:
                 break
     elif layout == "scattered":
         for _ in range(int(rng.integers(1, 7))):

@@ -70,7 +70,7 @@ def truth_map(truth: np.ndarray) -> np.ndarray:
     padded = np.zeros((SIDE, SIDE), bool)
     padded[:h, :w] = cells
     n = SIDE // STRIDE
-    return padded.reshape(n, STRIDE, n, STRIDE).any(axis=(1, 3)).astype(np.float32)
+    return np.asarray(padded.reshape(n, STRIDE, n, STRIDE).any(axis=(1, 3)), np.float32)
 
 
 @dataclass

@@ -109,8 +109,9 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
         sheet = stages.find_sheet(grid, p)
         if sheet is not None:
             x0, y0, w, h = _full(sheet, gf, g.shape)
-            found = _cut_regions(g[y0:y0 + h, x0:x0 + w], multi, p, trace, True)
-            return [replace(d, bbox=(d.bbox[0] + x0, d.bbox[1] + y0, *d.bbox[2:])) for d in found]
+            on_sheet = _cut_regions(g[y0:y0 + h, x0:x0 + w], multi, p, trace, True)
+            return [replace(d, bbox=(d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]))
+                    for d in on_sheet]
     x, factor, dark = localise.model_input(g, p, dark)
     heat = localise.load().heat(x)
     grid_shape = (g.shape[0] // factor, g.shape[1] // factor)
