@@ -13,7 +13,7 @@ REALPHOTOS ?= ../shared/realphotos-dev
 
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
 	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts \
-	localiser convert-localiser bundle-localiser localiser-ab reproduce record-prefixes
+	localiser convert-localiser bundle-localiser localiser-ab reproduce record-prefixes test-deps
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -134,7 +134,10 @@ demo: $(DEMO_VENV)/bin/mnist-edge  ## classify the sample photos in examples/ (i
 	$(DEMO_VENV)/bin/mnist-edge classify examples/digit*
 	$(DEMO_VENV)/bin/mnist-edge classify --multi examples/number_*.png
 
-test: $(BIN)/mnist-edge $(FONTS)  ## the whole suite, slow tests included
+test-deps:  ## the Debian packages the tests use (Chromium, Mosquitto, openssl, npm), when missing
+	bash tools/test-deps.sh
+
+test: test-deps $(BIN)/mnist-edge $(FONTS)  ## the whole suite, slow tests included (browser and broker too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(BIN)/mnist-edge  ## skip the slow (TensorFlow, full-data) tests
