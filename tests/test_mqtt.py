@@ -316,8 +316,20 @@ def test_tls_with_a_self_signed_ca(tmp_path):
             assert res.returncode == 0, res.stderr
             assert "mqtt: connected to mqtts://" in res.stderr
             assert listener.wait_for(lambda m: any(t == "mnist-edge/tls/state" for t, _, _ in m))
+            state = next(json.loads(p) for t, p, _ in listener.messages if t == "mnist-edge/tls/state")
+            assert state["model"] == "mnist_robust_int8.tflite" and "/" not in state["model"]
+            assert len(state["model_sha256"]) == 64
         finally:
             listener.close()
+        junk = tmp_path / "junk.pem"
+        junk.write_text("not a certificate\n")
+        for url, ca, said in ((f"mqtts://127.0.0.1:{b.port}", junk, "not a readable PEM CA"),
+                              (f"mqtt://127.0.0.1:{b.port}", tmp_path / "ca.crt", "is for mqtts://")):
+            res = subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "camera",
+                                  "--source", str(VIDEO), "--frames", "5", "--mqtt", url,
+                                  "--mqtt-ca", str(ca)], capture_output=True, text=True, timeout=120)
+            assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+            assert str(ca) in res.stderr and said in res.stderr, res.stderr
     finally:
         b.stop()
 

@@ -252,8 +252,8 @@ def serve(
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     state = srv.LiveState()
     reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say,
-                     then=lambda new: state.publisher.model(new.path.name) if state.publisher
-                     else None)
+                     then=lambda new: state.publisher.model(new.path.name, new.sha256)
+                     if state.publisher else None)
     if collect is not None:
         support.writable_folder(collect, "--collect")
         state.collect = collect

@@ -44,10 +44,14 @@ def publisher(url: str | None, prefix: str, device: str | None, ca: Path | None,
         return None
     if importlib.util.find_spec("paho") is None:
         raise UsageError("--mqtt needs the mqtt extra: pip install 'mnist-edge[mqtt]'")
+    import hashlib
+
     from mnist_edge.device.live import mqtt
 
+    sha = hashlib.sha256(model_path.read_bytes()).hexdigest() if model_path.is_file() else ""
     started = mqtt.Publisher(mqtt.parse_url(url), device=device, prefix=prefix,
-                             discovery=discovery, ca_file=ca, model=model_path.name, log=say)
+                             discovery=discovery, ca_file=ca, model=model_path.name,
+                             model_sha256=sha, log=say)
     started.start()
     return started
 

@@ -169,7 +169,7 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     if reload is not None:
         reload_on_sighup(reader, reload, say,
-                         then=lambda clf: publisher.model(clf.path.name) if publisher else None)
+                         then=lambda clf: publisher.model(clf.path.name, clf.sha256) if publisher else None)
     window = _Window(say) if show else None
     change = Stable(stable)
     count = 0

@@ -143,10 +143,12 @@ class Publisher:
 
     def __init__(self, broker: Broker, *, device: str | None = None, prefix: str = "mnist-edge",
                  discovery: bool = True, ca_file: Path | None = None, model: str = "",
-                 log: Callable[[str], None] = lambda _m: None, client_factory: Any = None):
+                 model_sha256: str = "", log: Callable[[str], None] = lambda _m: None,
+                 client_factory: Any = None):
         import paho.mqtt.client as mqtt
 
         self.broker, self.prefix, self.log = broker, prefix.strip("/"), log
+        self.model_sha256 = model_sha256
         self.device = device_id(device) if device else default_device_id()
         if device and self.device != device:
             log(f"MQTT device id {self.device} (from --mqtt-device {device!r})")
@@ -157,9 +159,16 @@ class Publisher:
         self.client.will_set(f"{self.base}/availability", "offline", qos=1, retain=True)
         if broker.username is not None:
             self.client.username_pw_set(broker.username, broker.password)
+        if ca_file is not None and not broker.tls:
+            raise UsageError(f"--mqtt-ca {ca_file}: a CA is for mqtts:// (TLS); the broker URL "
+                             "is mqtt://")
         if broker.tls:
-            self.client.tls_set(ca_certs=str(ca_file) if ca_file else None,
-                                cert_reqs=ssl.CERT_REQUIRED)
+            try:
+                self.client.tls_set(ca_certs=str(ca_file) if ca_file else None,
+                                    cert_reqs=ssl.CERT_REQUIRED)
+            except (ssl.SSLError, OSError) as e:
+                raise UsageError(f"--mqtt-ca {ca_file}: not a readable PEM CA certificate "
+                                 f"({getattr(e, 'reason', None) or e})") from None
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
@@ -182,7 +191,12 @@ class Publisher:
     # -- called by the camera loop (never blocks on the network) --
     def reading(self, obj: dict[str, Any]) -> None:
         """A new reading: queued in order while connected (at most QUEUE; the oldest go
-        first), only the newest kept while offline."""
+        first), only the newest kept while offline. The model is named by its file name (and
+        SHA-256 when known), never by a path on this device."""
+        if isinstance(obj.get("model"), str):
+            obj = {**obj, "model": Path(obj["model"]).name}
+            if self.model_sha256:
+                obj["model_sha256"] = self.model_sha256
         with self._wake:
             if not self._connected:
                 self._pending.clear()
@@ -204,9 +218,10 @@ class Publisher:
                 self._dirty.add("camera")
                 self._wake.notify()
 
-    def model(self, name: str) -> None:
+    def model(self, name: str, sha256: str = "") -> None:
         """The device now reads with model file `name` (after a reload): its Home Assistant
         description is announced again with it."""
+        self.model_sha256 = sha256 or self.model_sha256
         if not self.discovery:  # --no-discovery: nothing was announced
             return
         with self._wake:
