@@ -153,17 +153,4 @@ def regions(heat: np.ndarray, grid_shape: tuple[int, int], p: Params) -> list[Bl
         out.append(Blob(max(0, int((b.x0 - mx) * STRIDE)), max(0, int((b.y0 - my) * STRIDE)),
                         min(gw, int((b.x1 + mx) * STRIDE)), min(gh, int((b.y1 + my) * STRIDE)),
                         b.area * STRIDE * STRIDE))
-    merged = True
-    while merged:  # grown boxes that overlap are one region
-        merged = False
-        for i, a in enumerate(out):
-            for j in range(i + 1, len(out)):
-                b = out[j]
-                if a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1:
-                    out[i] = a.union(b)
-                    del out[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return out
+    return stages.merge(out, lambda a, b: a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1)

@@ -6,6 +6,7 @@ parameters object; none keeps state. device/reading/pipeline.py runs them top to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -370,18 +371,25 @@ def join_strokes(blobs: list[Blob], p: Params) -> list[Blob]:
     """Strokes of one digit joined: blobs whose columns overlap by p.column_overlap of the
     narrower and whose vertical gap is under half the taller (a 5's cap over its body, a 4
     written in two strokes)."""
-    out = sorted(blobs, key=lambda b: b.area, reverse=True)
+    def joinable(a: Blob, b: Blob) -> bool:
+        columns = min(a.x1, b.x1) - max(a.x0, b.x0)
+        gap = max(a.y0, b.y0) - min(a.y1, b.y1)
+        return columns > p.column_overlap * min(a.width, b.width) \
+            and gap < 0.5 * max(a.height, b.height)
+
+    return merge(sorted(blobs, key=lambda b: b.area, reverse=True), joinable)
+
+
+def merge(blobs: list[Blob], joinable: Callable[[Blob, Blob], bool]) -> list[Blob]:
+    """Pairs `joinable` says belong together made one, first pair first, until none is left."""
+    out = list(blobs)
     joined = True
     while joined:
         joined = False
         for i, a in enumerate(out):
             for j in range(i + 1, len(out)):
-                b = out[j]
-                columns = min(a.x1, b.x1) - max(a.x0, b.x0)
-                gap = max(a.y0, b.y0) - min(a.y1, b.y1)
-                if columns > p.column_overlap * min(a.width, b.width) \
-                        and gap < 0.5 * max(a.height, b.height):
-                    out[i] = a.union(b)
+                if joinable(a, out[j]):
+                    out[i] = a.union(out[j])
                     del out[j]
                     joined = True
                     break
