@@ -92,6 +92,8 @@ def test_a_checkout_without_symlinks_builds_the_same_wheel(tmp_path):
 
 @pytest.mark.parametrize("name", ["device", "train", "convert"])
 def test_the_top_level_folders_are_not_a_second_import_name(name):
+    if not (ROOT / name / "__init__.py").is_file():
+        pytest.skip(f"no top-level {name}/ here (an unpacked sdist)")
     res = subprocess.run([sys.executable, "-c", f"import {name}"], cwd=ROOT, capture_output=True,
                          text=True)
     assert res.returncode == 1
