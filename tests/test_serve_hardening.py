@@ -295,6 +295,11 @@ def test_unknown_routes_and_methods_answer_json_and_the_api_documents_its_token(
     assert missing.status_code == 404 and "no such endpoint" in missing.json()["error"]
     wrong = client.delete("/api/classify?token=t")
     assert wrong.status_code == 405 and "DELETE" in wrong.json()["error"]
+    assert "POST" in wrong.headers.get("allow", "")  # 405 says what is allowed
+    # a stale ?token= (a bookmark) does not beat a right Authorization header, nor the reverse
+    assert client.get("/api/latest?token=old", headers={"Authorization": "Bearer t"}).status_code != 401
+    assert client.get("/api/latest?token=t", headers={"Authorization": "Bearer old"}).status_code != 401
+    assert client.get("/api/latest?token=old", headers={"Authorization": "Bearer no"}).status_code == 401
     doc = client.get("/openapi.json").json()
     from openapi_spec_validator import validate
 

@@ -362,8 +362,10 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         if not token:
             return True
         scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        given = request.query_params.get("token") or (value.strip() if scheme.lower() == "bearer" else "")
-        return hmac.compare_digest(given.encode(), token.encode())
+        bearer = value.strip() if scheme.lower() == "bearer" else ""
+        given = [t for t in (bearer, request.query_params.get("token", "")) if t]
+        # either one right is enough: a stale ?token= in a bookmark must not beat the header
+        return any(hmac.compare_digest(t.encode(), token.encode()) for t in given)
 
     def host_allowed(request: Request) -> bool:
         if hosts is None:
@@ -573,8 +575,9 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
     async def not_found(request: Request, _exc: Exception) -> Response:
         return JSONResponse({"error": f"{request.url.path}: no such endpoint (see /openapi.json)"}, 404)
 
-    async def not_allowed(request: Request, _exc: Exception) -> Response:
-        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405)
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}"}, 405,
+                            headers=getattr(exc, "headers", None))  # Allow: what is
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
 
