@@ -415,6 +415,15 @@ def test_serve_collect_keeps_a_corrected_reading_as_an_example(reader, tmp_path)
     for body in ({"example": answer["example"], "label": "seven"}, {"label": "1"}, [1]):
         assert client.post("/api/correct", json=body).status_code == 400
     assert client.post("/api/correct", json={"example": "gone", "label": "1"}).status_code == 404
+    photo = client.post("/api/classify", content=EXAMPLE7.read_bytes()).json()["example"]
+    frame = np.zeros((60, 60), np.uint8)
+    for number in range(3 * srv.KEPT):  # the camera's readings do not push out a person's photo
+        camera_key = state.keep(frame, reader.read(frame)[0], f"camera frame {number}", number)
+    assert client.post("/api/correct", json={"example": photo, "label": "7"}).status_code == 200
+    assert client.post("/api/correct", json={"example": camera_key, "label": "none"}).status_code == 200
+    records = [json.loads(p.read_text()) for p in (tmp_path / "mine" / "none" / ".meta").glob("*.json")]
+    assert [(r["source"], r["frame"]) for r in records] == [(f"camera frame {3 * srv.KEPT - 1}",
+                                                            3 * srv.KEPT - 1)]  # its own number
     for _ in range(srv.KEPT):  # older readings are forgotten: memory stays bounded
         client.post("/api/classify", content=EXAMPLE7.read_bytes())
     late = client.post("/api/correct", json={"example": answer["example"], "label": "1"})

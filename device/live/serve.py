@@ -136,11 +136,16 @@ class LiveState:
         self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.collect: Path | None = None  # serve --collect DIR: corrections are saved there
-        self._kept: OrderedDict[str, tuple[np.ndarray, Prediction, str]] = OrderedDict()
+        # what the camera saw and what a person sent, kept apart: camera readings (every
+        # second or so) must not push out a photo someone is about to correct
+        self._kept: dict[bool, OrderedDict[str, tuple[np.ndarray, Prediction, str, int | None]]] = {
+            True: OrderedDict(), False: OrderedDict()}
 
-    def keep(self, image: np.ndarray, pred: Prediction, source: str) -> str | None:
-        """With --collect: remember a reading's image (at most KEEP_SIDE px, the last
-        KEPT of them) so the page can correct it; returns its id for the page."""
+    def keep(self, image: np.ndarray, pred: Prediction, source: str,
+             frame: int | None = None) -> str | None:
+        """With --collect: remember a reading's image (at most KEEP_SIDE px; the last KEPT
+        camera frames, `frame` their number, and apart the last KEPT photos and drawings) so
+        the page can correct it; returns its id for the page."""
         if self.collect is None:
             return None
         image = examples.grey8(image)
@@ -149,15 +154,16 @@ class LiveState:
             small.thumbnail((KEEP_SIDE, KEEP_SIDE))
             image = np.asarray(small)
         key = secrets.token_hex(8)
+        kept = self._kept[frame is not None]
         with self.lock:
-            self._kept[key] = (image, pred, source)
-            while len(self._kept) > KEPT:
-                self._kept.popitem(last=False)
+            kept[key] = (image, pred, source, frame)
+            while len(kept) > KEPT:
+                kept.popitem(last=False)
         return key
 
-    def kept(self, key: str) -> tuple[np.ndarray, Prediction, str] | None:
+    def kept(self, key: str) -> tuple[np.ndarray, Prediction, str, int | None] | None:
         with self.lock:
-            return self._kept.get(key)
+            return self._kept[True].get(key) or self._kept[False].get(key)
 
     def publish(self, jpeg: bytes, reading: dict[str, Any], changed: bool, fps: float) -> None:
         with self.lock:
@@ -316,7 +322,8 @@ class CameraLoop(threading.Thread):
                 changed = change.update(reading_of(preds, self.reader.multi))
                 if changed and self.state.collect is not None and not self.reader.multi:
                     region = self.reader.roi(frame).cut(frame)
-                    reading["example"] = self.state.keep(region, preds[0], f"camera frame {number}")
+                    reading["example"] = self.state.keep(region, preds[0], f"camera frame {number}",
+                                                         number)
                 jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
                 recent.append(time.perf_counter())
                 span = recent[-1] - recent[0]
@@ -485,12 +492,12 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         found = state.kept(key)
         if found is None:
             return JSONResponse({"error": "that reading is no longer kept: read it again"}, 404)
-        image, pred, source = found
+        image, pred, source, frame = found
         folder = state.collect
 
         def save() -> Path:
             return examples.save(folder, label, image, pred.pixels,
-                                 collecting.record(reader.clf, pred, source, 0))
+                                 collecting.record(reader.clf, pred, source, frame or 0))
 
         from starlette.concurrency import run_in_threadpool
 
