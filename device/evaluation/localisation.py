@@ -46,7 +46,7 @@ class Counts:
             self.found += any(b.x0 <= cx < b.x1 and b.y0 <= cy < b.y1 for b in boxes)
         for b in boxes:
             self.regions += 1
-            self.true_regions += bool(true[b.y0 // s:-(-b.y1 // s), b.x0 // s:-(-b.x1 // s)].any())
+            self.true_regions += bool(localise.cells(true, b).any())
 
     def to_json(self) -> dict[str, float]:
         return {

@@ -128,12 +128,9 @@ def from_bytes(content: bytes, path: Path = MODEL, runtime: str | None = None) -
     return Localiser(path, it, hashlib.sha256(content).hexdigest(), ins[0], outs[0])
 
 
-def near_ink(heat: np.ndarray, p: Params) -> np.ndarray:
-    """Cells where a digit's ink may be: those at p.locate_threshold and their 8 neighbours
-    (a stroke's edge can fall in the next cell). Bool, the map's shape."""
-    hot = np.pad(heat >= p.locate_threshold, 1)
-    n, m = heat.shape
-    return np.any([hot[dy:dy + n, dx:dx + m] for dy in range(3) for dx in range(3)], axis=0)
+def cells(heat: np.ndarray, b: Blob) -> np.ndarray:
+    """The part of the map under a box on the grid (every cell the box touches)."""
+    return heat[b.y0 // STRIDE:-(-b.y1 // STRIDE), b.x0 // STRIDE:-(-b.x1 // STRIDE)]
 
 
 def regions(heat: np.ndarray, grid_shape: tuple[int, int], p: Params) -> list[Blob]:

@@ -39,8 +39,9 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         allow: np.ndarray | None = None) -> list[Digit]:
     """The digit (with multi: every digit, lines from the top, each left to right) in an
     image: float (H, W) in [0, 1], or a uint8 grey or RGB frame. [] when there is none.
-    `dark` forces the polarity (True: dark ink on light paper); `allow` (bool, any size,
-    stretched over the image) is where ink may be: the localiser's map of digit ink."""
+    `dark` forces the polarity (True: dark ink on light paper); `allow` (the localiser's map
+    of digit ink, any size, stretched over the image) keeps ink only where it is at least
+    Params.locate_floor."""
     p = params
     g = stages.grey(image)
     if trace is not None:
@@ -124,15 +125,12 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
     if not boxes:
         return []
     if not multi:
-        s = localise.STRIDE
-        boxes = [max(boxes, key=lambda b: float(heat[b.y0 // s:-(-b.y1 // s),
-                                                     b.x0 // s:-(-b.x1 // s)].sum()))]
+        boxes = [max(boxes, key=lambda b: float(localise.cells(heat, b).sum()))]
     local = replace(p, localiser="classical", paper_window=p.region_window)
     found: list[Digit] = []
-    s = localise.STRIDE
     for b in boxes:
         x0, y0, w, h = _full(b, factor, g.shape)
-        allow = heat[b.y0 // s:-(-b.y1 // s), b.x0 // s:-(-b.x1 // s)]  # smoothly stretched
+        allow = localise.cells(heat, b)
         for d in cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark, allow):
             bx, by, bw, bh = d.bbox
             found.append(Digit(d.pixels, (bx + x0, by + y0, bw, bh)))

@@ -348,12 +348,6 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
     return inside or writing, dropped
 
 
-def share_inside(mask: np.ndarray, where: np.ndarray, b: Blob) -> float:
-    """The share of a blob's box's ink cells that lie where `where` is True."""
-    m = mask[b.y0:b.y1, b.x0:b.x1]
-    return float((m & where[b.y0:b.y1, b.x0:b.x1]).sum()) / max(1, int(m.sum()))
-
-
 def main_digit(blobs: list[Blob], p: Params) -> Blob:
     """The largest blob, joined by the strokes near it (a 5's cap, a broken 4)."""
     ordered = sorted(blobs, key=lambda b: b.area, reverse=True)
