@@ -336,6 +336,7 @@ def test_tls_with_a_self_signed_ca(tmp_path):
 
 def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     pytest.importorskip("starlette")
+    from mnist_edge.device.errors import CameraError
     from mnist_edge.device.live import serve
 
     class Fake:
@@ -355,7 +356,7 @@ def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     assert fake.readings == [{"digit": 3}] and fake.cameras == [(True, None), (True, None)]
 
     def gone():
-        raise serve.CameraError("cam: the camera returned no frame")
+        raise CameraError("cam: the camera returned no frame")
 
     loop = serve.CameraLoop(gone, None, state, live=False)  # type: ignore[arg-type]
     loop.run()

@@ -27,6 +27,7 @@ httpx = pytest.importorskip("httpx")
 
 from mnist_edge.device.inference import bundled  # noqa: E402
 from mnist_edge.device.inference import model as device_model  # noqa: E402
+from mnist_edge.device.live import routes  # noqa: E402
 from mnist_edge.device.live import serve as srv  # noqa: E402
 from mnist_edge.device.live import sources as camera  # noqa: E402
 from mnist_edge.device.live.loop import Reader  # noqa: E402
@@ -50,7 +51,7 @@ def _noise_png(side: int = 1800) -> bytes:
 class Running:
     """A real uvicorn server on a free loopback port, in a thread, with its camera loop."""
 
-    def __init__(self, source: str = "none", token: str | None = None, max_upload: int = srv.MAX_UPLOAD,
+    def __init__(self, source: str = "none", token: str | None = None, max_upload: int = routes.MAX_UPLOAD,
                  stable: int = 1, port: int = 0):
         import uvicorn
 

@@ -28,8 +28,10 @@ from starlette.testclient import TestClient  # noqa: E402
 from mnist_edge.device.errors import CameraError  # noqa: E402
 from mnist_edge.device.inference import bundled  # noqa: E402
 from mnist_edge.device.inference import model as device_model  # noqa: E402
+from mnist_edge.device.live import routes  # noqa: E402
 from mnist_edge.device.live import serve as srv  # noqa: E402
 from mnist_edge.device.live.loop import Reader  # noqa: E402
+from mnist_edge.device.live.state import KEPT  # noqa: E402
 from mnist_edge.device.reading import decode  # noqa: E402
 
 from .conftest import ROOT, wait_until_listening  # noqa: E402
@@ -101,7 +103,7 @@ def test_decodes_at_a_time_are_bounded(reader, monkeypatch):
         return real(data, name)
 
     monkeypatch.setattr(decode, "decode_gray", slow)
-    monkeypatch.setattr(srv, "DECODE_WAIT_S", 0.2)
+    monkeypatch.setattr(routes, "DECODE_WAIT_S", 0.2)
     client = TestClient(srv.create_app(reader, srv.LiveState(), max_decodes=1))
     data = EXAMPLE7.read_bytes()
     first: list[int] = []
@@ -417,14 +419,14 @@ def test_serve_collect_keeps_a_corrected_reading_as_an_example(reader, tmp_path)
     assert client.post("/api/correct", json={"example": "gone", "label": "1"}).status_code == 404
     photo = client.post("/api/classify", content=EXAMPLE7.read_bytes()).json()["example"]
     frame = np.zeros((60, 60), np.uint8)
-    for number in range(3 * srv.KEPT):  # the camera's readings do not push out a person's photo
+    for number in range(3 * KEPT):  # the camera's readings do not push out a person's photo
         camera_key = state.keep(frame, reader.read(frame)[0], f"camera frame {number}", number)
     assert client.post("/api/correct", json={"example": photo, "label": "7"}).status_code == 200
     assert client.post("/api/correct", json={"example": camera_key, "label": "none"}).status_code == 200
     records = [json.loads(p.read_text()) for p in (tmp_path / "mine" / "none" / ".meta").glob("*.json")]
-    assert [(r["source"], r["frame"]) for r in records] == [(f"camera frame {3 * srv.KEPT - 1}",
-                                                            3 * srv.KEPT - 1)]  # its own number
-    for _ in range(srv.KEPT):  # older readings are forgotten: memory stays bounded
+    assert [(r["source"], r["frame"]) for r in records] == [(f"camera frame {3 * KEPT - 1}",
+                                                            3 * KEPT - 1)]  # its own number
+    for _ in range(KEPT):  # older readings are forgotten: memory stays bounded
         client.post("/api/classify", content=EXAMPLE7.read_bytes())
     late = client.post("/api/correct", json={"example": answer["example"], "label": "1"})
     assert late.status_code == 404 and "read it again" in late.json()["error"]
