@@ -125,6 +125,29 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
 
 
+def _representative(args: argparse.Namespace, train_x: np.ndarray, train_y: np.ndarray) -> np.ndarray:
+    """The int8 calibration images (`--calibration blank`: zeros, to show the gate failing)."""
+    from . import tflite
+
+    if args.calibration == "blank":
+        return np.zeros((args.representative, 28, 28), dtype=np.uint8)
+    return tflite.representative_images(train_x, train_y, args.representative, args.seed)
+
+
+def _convert_all(keras_model: Any, representative: Any) -> tuple[dict[str, bytes], dict[str, float]]:
+    """Every variant's bytes and its seconds to convert."""
+    from . import tflite
+
+    blobs: dict[str, bytes] = {}
+    seconds: dict[str, float] = {}
+    for variant in tflite.VARIANTS:
+        t0 = time.perf_counter()
+        blobs[variant] = tflite.convert(keras_model, variant, representative)
+        seconds[variant] = time.perf_counter() - t0
+        print(f"converted {variant:8s} {len(blobs[variant]):>9,} bytes in {seconds[variant]:.1f} s")
+    return blobs, seconds
+
+
 def run(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
     out = Path(args.out) if args.out else model_path.parent
@@ -161,20 +184,9 @@ def run(args: argparse.Namespace) -> int:
     keras_acc = float((keras_pred == test_y).mean())
     print(f"Keras model {model_path}: test accuracy {keras_acc:.4%}")
 
-    if args.calibration == "blank":
-        rep_images = np.zeros((args.representative, 28, 28), dtype=np.uint8)
-    else:
-        rep_images = tflite.representative_images(train_x, train_y, args.representative, args.seed)
+    rep_images = _representative(args, train_x, train_y)
     representative = tflite.as_dataset(rep_images)
-
-    blobs: dict[str, bytes] = {}
-    convert_seconds: dict[str, float] = {}
-    for variant in tflite.VARIANTS:
-        t0 = time.perf_counter()
-        blobs[variant] = tflite.convert(keras_model, variant, representative)
-        convert_seconds[variant] = time.perf_counter() - t0
-        print(f"converted {variant:8s} {len(blobs[variant]):>9,} bytes "
-              f"in {convert_seconds[variant]:.1f} s")
+    blobs, convert_seconds = _convert_all(keras_model, representative)
 
     # Measure every model with the device runtime, from a staging folder beside the outputs.
     out.mkdir(parents=True, exist_ok=True)

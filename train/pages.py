@@ -267,6 +267,9 @@ def _row(src, rng, canvas, truth, boxes, x, y, h, n, width, others: float, scale
     return int(x)
 
 
+LAYOUTS = ("empty", "single", "rows", "scattered", "table")
+
+
 def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
     """One page of h x w pixels."""
     light = rng.random() < 0.75
@@ -274,65 +277,90 @@ def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
     canvas = np.zeros((h, w), np.float32)  # marks' coverage
     truth = np.zeros((h, w), bool)
     boxes: list = []
-    layout = rng.choice(["empty", "single", "rows", "scattered", "table"],
-                        p=[0.14, 0.26, 0.34, 0.14, 0.12])
-    if layout == "single":
-        dh = int(h * rng.uniform(0.05, 0.95))
-        g = digit_glyph(src, rng, max(6, dh), _pen_width(rng, dh, scale))
-        x = _spot(rng, -0.1 * g.shape[1], w - 0.9 * g.shape[1])
-        y = _spot(rng, -0.08 * g.shape[0], h - 0.92 * g.shape[0])
-        _place(canvas, truth, g, x, y, boxes)
-    elif layout == "rows":
-        dh = max(5, int(h * np.exp(rng.uniform(np.log(0.02), np.log(0.3)))))
-        width = _pen_width(rng, dh, scale)
-        top = float(rng.uniform(0, h * 0.3))
-        others = 0.25 if rng.random() < 0.4 else 0.0
-        for _ in range(int(rng.integers(1, 5))):
-            n = int(rng.integers(1, 11))
-            x = int(rng.uniform(0, max(1, w * 0.6)))
-            end = _row(src, rng, canvas, truth, boxes, x, int(top), dh, n, width, others, scale)
-            if rng.random() < 0.2:  # underline or a box around the number
-                lw = max(1, int(width or scale))
-                mark = np.zeros((dh + 4 * lw + 8, max(8, end - x + 8)), np.float32)
-                if rng.random() < 0.5:
-                    mark[-lw:] = 1
-                else:
-                    mark[:lw], mark[-lw:], mark[:, :lw], mark[:, -lw:] = 1, 1, 1, 1
-                _place(canvas, None, mark, x - 4 - lw, int(top) - 2 * lw - 4, None)
-            top += dh * rng.uniform(1.4, 3.0)
-            if top > h:
-                break
-    elif layout == "scattered":
-        for _ in range(int(rng.integers(1, 7))):
-            dh = max(5, int(h * rng.uniform(0.04, 0.35)))
-            width = _pen_width(rng, dh, scale)
-            if rng.random() < 0.3:
-                g = other_glyph(src, rng, dh, width)
-                _place(canvas, None, g, _spot(rng, 0, w - g.shape[1]),
-                       _spot(rng, 0, h - g.shape[0]), None)
+    layout = rng.choice(LAYOUTS, p=[0.14, 0.26, 0.34, 0.14, 0.12])
+    if layout != "empty":
+        _LAYOUT[layout](src, rng, canvas, truth, boxes, h, w, scale)
+    _stray_marks(src, rng, canvas, truth, layout == "empty", h, w, scale)
+    img = _inked(rng, canvas, truth, light, h, w, scale)
+    boxes = [b for b in boxes if truth[b[1]:b[1] + b[3], b[0]:b[0] + b[2]].any()]
+    return Page(_camera(np.clip(img, 0, 1), rng, scale), truth, boxes)
+
+
+def _single(src: Sources, rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray, boxes: list,
+            h: int, w: int, scale: float) -> None:
+    """One digit of any size, anywhere, touching the edges at times."""
+    dh = int(h * rng.uniform(0.05, 0.95))
+    g = digit_glyph(src, rng, max(6, dh), _pen_width(rng, dh, scale))
+    x = _spot(rng, -0.1 * g.shape[1], w - 0.9 * g.shape[1])
+    y = _spot(rng, -0.08 * g.shape[0], h - 0.92 * g.shape[0])
+    _place(canvas, truth, g, x, y, boxes)
+
+
+def _number_rows(src: Sources, rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray,
+                 boxes: list, h: int, w: int, scale: float) -> None:
+    """Rows of numbers, at times with other marks between digits, underlined or boxed."""
+    dh = max(5, int(h * np.exp(rng.uniform(np.log(0.02), np.log(0.3)))))
+    width = _pen_width(rng, dh, scale)
+    top = float(rng.uniform(0, h * 0.3))
+    others = 0.25 if rng.random() < 0.4 else 0.0
+    for _ in range(int(rng.integers(1, 5))):
+        n = int(rng.integers(1, 11))
+        x = int(rng.uniform(0, max(1, w * 0.6)))
+        end = _row(src, rng, canvas, truth, boxes, x, int(top), dh, n, width, others, scale)
+        if rng.random() < 0.2:  # underline or a box around the number
+            lw = max(1, int(width or scale))
+            mark = np.zeros((dh + 4 * lw + 8, max(8, end - x + 8)), np.float32)
+            if rng.random() < 0.5:
+                mark[-lw:] = 1
             else:
-                g = digit_glyph(src, rng, dh, width)
-                _place(canvas, truth, g, _spot(rng, 0, w - g.shape[1]),
-                       _spot(rng, 0, h - g.shape[0]), boxes)
-    elif layout == "table":
-        rows, cols = int(rng.integers(2, 6)), int(rng.integers(2, 6))
-        ch, cw = h / (rows + 1), w / (cols + 1)
-        lw = max(1, int(scale * rng.uniform(0.5, 2)))
-        oy, ox = ch / 2, cw / 2
-        for r in range(rows + 1):
-            canvas[int(oy + r * ch):int(oy + r * ch) + lw, int(ox):int(ox + cols * cw)] = 1
-        for c in range(cols + 1):
-            canvas[int(oy):int(oy + rows * ch), int(ox + c * cw):int(ox + c * cw) + lw] = 1
-        dh = max(5, int(ch * rng.uniform(0.3, 0.75)))
+                mark[:lw], mark[-lw:], mark[:, :lw], mark[:, -lw:] = 1, 1, 1, 1
+            _place(canvas, None, mark, x - 4 - lw, int(top) - 2 * lw - 4, None)
+        top += dh * rng.uniform(1.4, 3.0)
+        if top > h:
+            break
+
+
+def _scattered(src: Sources, rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray, boxes: list,
+               h: int, w: int, scale: float) -> None:
+    """Digits and other marks scattered over the page."""
+    for _ in range(int(rng.integers(1, 7))):
+        dh = max(5, int(h * rng.uniform(0.04, 0.35)))
         width = _pen_width(rng, dh, scale)
-        for r in range(rows):
-            for c in range(cols):
-                if rng.random() < 0.8:
-                    n = int(rng.integers(1, 3))
-                    _row(src, rng, canvas, truth, boxes, int(ox + c * cw + cw * 0.15),
-                         int(oy + r * ch + (ch - dh) / 2), dh, n, width, 0.0, scale)
-    # marks that are not digits, anywhere
-    for _ in range(int(rng.poisson(1.0 if layout != "empty" else 1.5))):
+        if rng.random() < 0.3:
+            g = other_glyph(src, rng, dh, width)
+            _place(canvas, None, g, _spot(rng, 0, w - g.shape[1]),
+                   _spot(rng, 0, h - g.shape[0]), None)
+        else:
+            g = digit_glyph(src, rng, dh, width)
+            _place(canvas, truth, g, _spot(rng, 0, w - g.shape[1]),
+                   _spot(rng, 0, h - g.shape[0]), boxes)
+
+
+def _table(src: Sources, rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray, boxes: list,
+           h: int, w: int, scale: float) -> None:
+    """A table's rules with a number or none in each cell."""
+    rows, cols = int(rng.integers(2, 6)), int(rng.integers(2, 6))
+    ch, cw = h / (rows + 1), w / (cols + 1)
+    lw = max(1, int(scale * rng.uniform(0.5, 2)))
+    oy, ox = ch / 2, cw / 2
+    for r in range(rows + 1):
+        canvas[int(oy + r * ch):int(oy + r * ch) + lw, int(ox):int(ox + cols * cw)] = 1
+    for c in range(cols + 1):
+        canvas[int(oy):int(oy + rows * ch), int(ox + c * cw):int(ox + c * cw) + lw] = 1
+    dh = max(5, int(ch * rng.uniform(0.3, 0.75)))
+    width = _pen_width(rng, dh, scale)
+    for r in range(rows):
+        for c in range(cols):
+            if rng.random() < 0.8:
+                n = int(rng.integers(1, 3))
+                _row(src, rng, canvas, truth, boxes, int(ox + c * cw + cw * 0.15),
+                     int(oy + r * ch + (ch - dh) / 2), dh, n, width, 0.0, scale)
+
+
+def _stray_marks(src: Sources, rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray,
+                 empty: bool, h: int, w: int, scale: float) -> None:
+    """Marks that are not digits (never over one), and at times dots and specks."""
+    for _ in range(int(rng.poisson(1.0 if not empty else 1.5))):
         dh = max(5, int(h * rng.uniform(0.03, 0.3)))
         g = other_glyph(src, rng, dh, _pen_width(rng, dh, scale))
         x, y = _spot(rng, 0, w - g.shape[1]), _spot(rng, 0, h - g.shape[0])
@@ -345,6 +373,11 @@ def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
             canvas[max(0, y - r):y + r, max(0, x - r):x + r] = np.maximum(
                 canvas[max(0, y - r):y + r, max(0, x - r):x + r], rng.uniform(0.3, 1))
 
+
+def _inked(rng: np.random.Generator, canvas: np.ndarray, truth: np.ndarray, light: bool,
+           h: int, w: int, scale: float) -> np.ndarray:
+    """The paper (or dark canvas) with the marks in ink of a random contrast; at times a
+    ruled sheet, or a sheet on a darker desk (marks outside it are dropped)."""
     ground = paper(rng, h, w, light)
     if light and rng.random() < 0.3:
         ground = ground * (1 - rules(rng, h, w, scale))
@@ -360,11 +393,11 @@ def render(src: Sources, rng: np.random.Generator, h: int, w: int) -> Page:
             ground = np.where(outside, desk, ground)
             canvas[outside] = 0
             truth[outside] = False
-        img = ground * (1 - canvas) + ink_level * canvas
-    else:
-        img = ground + (rng.uniform(0.5, 1.0) - ground) * canvas * contrast
-    boxes = [b for b in boxes if truth[b[1]:b[1] + b[3], b[0]:b[0] + b[2]].any()]
-    return Page(_camera(np.clip(img, 0, 1), rng, scale), truth, boxes)
+        return ground * (1 - canvas) + ink_level * canvas
+    return ground + (rng.uniform(0.5, 1.0) - ground) * canvas * contrast
+
+
+_LAYOUT = {"single": _single, "rows": _number_rows, "scattered": _scattered, "table": _table}
 
 
 def _camera(img: np.ndarray, rng: np.random.Generator, scale: float) -> np.ndarray:

@@ -71,15 +71,12 @@ def check(
     less accurate or agrees on fewer than --min-agreement percent of the images;
     --min-accuracy is a floor for all. A model with no reference and no floor is "not
     gated", never "pass"."""
-    from mnist_edge.device import atomic
-    from mnist_edge.device.evaluation import datasets, gate, reports
+    from mnist_edge.device.evaluation import gate, reports
     from mnist_edge.device.progress import Progress
 
     problem = evaluate.check_thresholds(max_drop, min_agreement, min_accuracy)
     if problem:
         raise UsageError(problem)
-    if images is not None and idx_files is not None:
-        raise UsageError("--images and --idx are two different data sets: give one")
     thresholds = gate.Thresholds(max_drop, min_agreement, min_accuracy)
     loaded: dict[Path, Any] = {}
 
@@ -102,24 +99,10 @@ def check(
 
     for p in paths + ([ref] if ref else []):
         load(p)  # every given model is refused before any measuring starts
-    if idx_files is not None:
-        evalset = datasets.idx_pair(*idx_files)
-    elif images is not None:
-        count = len(datasets.class_files(images))
-        with Progress(count, "preprocessing", enabled=not json_out) as bar:
-            evalset = datasets.image_folder(images, bar.advance)
-    else:
-        evalset = datasets.mnist_test(data)
-    if limit is not None:
-        if limit > len(evalset):
-            say(f"--limit {limit:,} is more than the {len(evalset):,} images of "
-                f"{evalset.name}: using all of them")
-        else:
-            evalset = evalset.first(limit)
+    evalset = _evalset(data, images, idx_files, limit, json_out)
     with Progress(len(evalset) * (len(paths) + 1), "checking", enabled=not json_out) as bar:
         results = gate.run(paths, evalset, load, thresholds, ref, bar.advance)
     verdict = gate.outcome(results, thresholds)
-    labels = evalset.labels
     if json_out:
         limits = {"max_drop_pp": max_drop, "min_agreement_pct": min_agreement,
                   "min_accuracy_pct": min_accuracy}
@@ -130,10 +113,52 @@ def check(
         typer.echo(reports.table(results, evalset.name, len(evalset), verdict.summary))
         if per_class:
             for r in results:
-                typer.echo(reports.per_class_text(r, labels))
+                typer.echo(reports.per_class_text(r, evalset.labels))
     for r in verdict.failed:
         say(f"gate failed: {r.model}: {r.reason}")
-    md = reports.markdown(results, evalset.name, verdict.summary, labels if per_class else None)
+    _write_reports(results, evalset, verdict, per_class, junit, markdown)
+    if verdict.failed:
+        raise typer.Exit(1)
+    if require_gate and (verdict.ungated or verdict.passed is None):
+        say("--require-gate: not gated: "
+            + (", ".join(r.model for r in verdict.ungated) or "every model"))
+        raise typer.Exit(1)
+    raise typer.Exit(0)
+
+
+def _evalset(data: Path | None, images: Path | None, idx_files: tuple[Path, Path] | None,
+             limit: int | None, quiet: bool) -> Any:
+    """The images `check` measures on: an IDX pair, a labelled folder or MNIST test, cut to
+    `limit` (with a line when the set is smaller)."""
+    from mnist_edge.device.evaluation import datasets
+    from mnist_edge.device.progress import Progress
+
+    if images is not None and idx_files is not None:
+        raise UsageError("--images and --idx are two different data sets: give one")
+    if idx_files is not None:
+        evalset = datasets.idx_pair(*idx_files)
+    elif images is not None:
+        count = len(datasets.class_files(images))
+        with Progress(count, "preprocessing", enabled=not quiet) as bar:
+            evalset = datasets.image_folder(images, bar.advance)
+    else:
+        evalset = datasets.mnist_test(data)
+    if limit is None:
+        return evalset
+    if limit > len(evalset):
+        say(f"--limit {limit:,} is more than the {len(evalset):,} images of "
+            f"{evalset.name}: using all of them")
+        return evalset
+    return evalset.first(limit)
+
+
+def _write_reports(results: Any, evalset: Any, verdict: Any, per_class: bool,
+                   junit: Path | None, markdown: Path | None) -> None:
+    """JUnit and Markdown where asked, and the Markdown appended to $GITHUB_STEP_SUMMARY."""
+    from mnist_edge.device import atomic
+    from mnist_edge.device.evaluation import reports
+
+    md = reports.markdown(results, evalset.name, verdict.summary, evalset.labels if per_class else None)
     outputs = [(junit, reports.junit(results, evalset.name, len(evalset))),
                (markdown, md.encode())]
     for target, content in outputs:
@@ -145,13 +170,6 @@ def check(
             with open(step_summary, "a", encoding="utf-8") as f:
                 f.write(md + "\n")
         support.write_report(append, Path(step_summary))
-    if verdict.failed:
-        raise typer.Exit(1)
-    if require_gate and (verdict.ungated or verdict.passed is None):
-        say("--require-gate: not gated: "
-            + (", ".join(r.model for r in verdict.ungated) or "every model"))
-        raise typer.Exit(1)
-    raise typer.Exit(0)
 
 
 @app.command(short_help="Latency, throughput and size, as ratios.")

@@ -139,15 +139,9 @@ def rollback() -> tuple[str, str]:
     return now, before
 
 
-def install(source: Path, name: str = "personal") -> str:
-    """Install a converted family (a folder with manifest.json, or one .tflite with its
-    manifest.json beside it) as `name` and make it the default. An older install of that
-    name is kept as `name~sha8`. Returns the name of the previous default."""
-    if not source.exists():
-        raise UsageError(f"{source}: no such file or folder")
-    if not NAME.fullmatch(name) or "~" in name or name in bundled.NAMES:
-        raise UsageError(f"--name {name!r}: use lower-case letters, digits, '-', '_' or '.', "
-                         "not a bundled model's name")
+def _chosen(source: Path) -> tuple[Path, dict, dict[str, dict], list[str]]:
+    """The folder, its manifest, the files it lists and those `install` takes from `source`
+    (a folder: its int8 and float32 models; a file: it and its reference)."""
     home = source if source.is_dir() else source.parent
     manifest_path = home / "manifest.json"
     if manifest_path.is_symlink():
@@ -172,6 +166,20 @@ def install(source: Path, name: str = "personal") -> str:
             wanted.append(reference)
     if not any(listed[f].get("variant") == "int8" for f in wanted):
         raise BadModelError(f"{source}: the manifest lists no int8 model to install")
+
+    return home, manifest, listed, wanted
+
+
+def install(source: Path, name: str = "personal") -> str:
+    """Install a converted family (a folder with manifest.json, or one .tflite with its
+    manifest.json beside it) as `name` and make it the default. An older install of that
+    name is kept as `name~sha8`. Returns the name of the previous default."""
+    if not source.exists():
+        raise UsageError(f"{source}: no such file or folder")
+    if not NAME.fullmatch(name) or "~" in name or name in bundled.NAMES:
+        raise UsageError(f"--name {name!r}: use lower-case letters, digits, '-', '_' or '.', "
+                         "not a bundled model's name")
+    home, manifest, listed, wanted = _chosen(source)
 
     folder = root()
     folder.mkdir(parents=True, exist_ok=True)

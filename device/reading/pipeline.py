@@ -51,16 +51,7 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     if p.localiser == "learned":
         return _cut_regions(g, multi, p, trace, dark)
     grid, factor = stages.to_grid(g, p)
-    region = stages.find_sheet(grid, p) if dark is None else None
-    if trace is not None:
-        trace.add("grid", grid, factor=factor)
-        trace.add("sheet", found=region is not None,
-                  box=None if region is None else list(_full(region, factor, g.shape)))
-    ox = oy = 0
-    if region is not None:
-        grid = grid[region.y0:region.y1, region.x0:region.x1]
-        ox, oy = region.x0 * factor, region.y0 * factor
-        g = g[oy:oy + grid.shape[0] * factor, ox:ox + grid.shape[1] * factor]
+    g, grid, ox, oy = _on_sheet(g, grid, factor, dark, p, trace)
     if dark is None:
         dark = stages.dark_on_light(grid, p)
     grid = stages.emphasise_strokes(g, grid, factor, dark)
@@ -80,14 +71,7 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         trace.add("mask", mask, found=bool(blobs), blobs=len(blobs), set_aside=dropped)
     if not blobs:
         return []
-    if multi:
-        lines = stages.lines_of_writing(stages.join_strokes(blobs, p), p)
-        rows = [stages.digits_in_line(line, mask, p) for line in lines]
-        typical = float(np.median([b.height for row in rows for b in row]))
-        rows = [[b for b in row if b.height >= p.small_mark * typical] for row in rows]
-        rows = [row for row in rows if row]
-    else:
-        rows = [[stages.main_digit(blobs, p)]]
+    rows = _rows(blobs, mask, multi, p)
     if trace is not None:
         trace.add("segment", rows=[len(r) for r in rows])
     digits = []
@@ -98,6 +82,34 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
                 x, y, w, h = _full(b, factor, g.shape)
                 digits.append(Digit(pixels, (x + ox, y + oy, w, h), number))
     return digits
+
+
+def _on_sheet(g: np.ndarray, grid: np.ndarray, factor: int, dark: bool | None, p: Params,
+              trace: Trace | None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The image and its grid cut to the sheet of paper on a darker desk, if one is found
+    (polarity not forced), and where the cut starts in the image."""
+    region = stages.find_sheet(grid, p) if dark is None else None
+    if trace is not None:
+        trace.add("grid", grid, factor=factor)
+        trace.add("sheet", found=region is not None,
+                  box=None if region is None else list(_full(region, factor, g.shape)))
+    if region is None:
+        return g, grid, 0, 0
+    grid = grid[region.y0:region.y1, region.x0:region.x1]
+    ox, oy = region.x0 * factor, region.y0 * factor
+    return g[oy:oy + grid.shape[0] * factor, ox:ox + grid.shape[1] * factor], grid, ox, oy
+
+
+def _rows(blobs: list[stages.Blob], mask: np.ndarray, multi: bool, p: Params) -> list[list[stages.Blob]]:
+    """With multi: the digits of each line of writing, marks much smaller than the typical
+    digit set aside; else the one main digit."""
+    if not multi:
+        return [[stages.main_digit(blobs, p)]]
+    lines = stages.lines_of_writing(stages.join_strokes(blobs, p), p)
+    rows = [stages.digits_in_line(line, mask, p) for line in lines]
+    typical = float(np.median([b.height for row in rows for b in row]))
+    rows = [[b for b in row if b.height >= p.small_mark * typical] for row in rows]
+    return [row for row in rows if row]
 
 
 def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
