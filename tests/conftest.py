@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
+import socket
 import struct
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -131,15 +137,71 @@ def weak_int8(tmp_path_factory) -> Path:
     return damaged_copy(BUNDLED / "mnist_cnn_int8.tflite", folder / "weak_int8.tflite", 0.4)
 
 
-def wait_until_listening(url: str, tries: int = 200) -> None:
-    """Until `url`/healthz answers at all (a server started in another process)."""
-    import time
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
-    import httpx
 
-    for _ in range(tries):
-        try:
-            httpx.get(url + "/healthz")
-            return
-        except httpx.ConnectError:
+class ServeProcess:
+    """`mnist-edge serve ARGS` (the installed command) in its own process on a free port of
+    `host`, its stderr read line by line in a thread: the one harness for tests that need a
+    real process (signals, exit codes, what it prints). Use it in a `with`: the process is
+    killed on the way out whatever happened."""
+
+    def __init__(self, *args: str, host: str = "127.0.0.1") -> None:
+        self.port = free_port(host)
+        self.url = f"http://{host}:{self.port}"
+        exe = Path(sys.executable).parent / "mnist-edge"
+        command = [str(exe), "serve", "--port", str(self.port), *args]
+        if host != "127.0.0.1":
+            command += ["--host", host]
+        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines: list[str] = []
+        stream = self.proc.stderr
+        assert stream is not None
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
+                                        daemon=True)
+        self._reader.start()
+
+    def __enter__(self) -> ServeProcess:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+    def listening(self, tries: int = 400) -> ServeProcess:
+        """Returns once /healthz answers at all; fails the test if the process ended first."""
+        import httpx
+
+        for _ in range(tries):
+            assert self.proc.poll() is None, f"serve exited {self.proc.returncode}: {self.stderr}"
+            try:
+                httpx.get(self.url + "/healthz")
+                return self
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        raise AssertionError(f"serve never listened on {self.url}: {self.stderr}")
+
+    def line_with(self, text: str, timeout: float = 30) -> str:
+        """The first stderr line holding `text` (waiting for it), or the test fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = next((line for line in list(self.lines) if text in line), None)
+            if found is not None:
+                return found
             time.sleep(0.05)
+        raise AssertionError(f"serve never said {text!r}: {self.stderr}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> tuple[int, str]:
+        """Sends `sig`, waits for the exit: (exit code, all of stderr)."""
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code, self.stderr
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.lines)

@@ -8,9 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from typer.testing import CliRunner
 from mnist_edge.device.cli import app
 from mnist_edge.device.inference import bundled, store
 
-from .conftest import ROOT, wait_until_listening
+from .conftest import ROOT, ServeProcess
 
 TUTORIAL = bundled.MODELS_DIR / "tutorial"
 EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
@@ -204,28 +201,6 @@ def test_bad_names_and_unknown_models_are_usage_errors():
     assert cli("models", "rollback").exit_code == 2  # nothing to roll back to
 
 
-class _Stderr:
-    """A process's stderr lines, read in a thread, to wait for one without blocking."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        import threading
-
-        self.lines: list[str] = []
-        stream = proc.stderr
-        assert stream is not None
-        self.thread = threading.Thread(target=lambda: self.lines.extend(iter(stream.readline, "")),
-                                       daemon=True)
-        self.thread.start()
-
-    def wait_for(self, text: str, timeout: float = 30) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if any(text in line for line in list(self.lines)):
-                return True
-            time.sleep(0.05)
-        return False
-
-
 def _health(url: str) -> dict:
     import httpx
 
@@ -239,21 +214,14 @@ def test_serve_takes_a_new_default_on_sighup_without_dropping_viewers(tmp_path):
     stderr."""
     httpx = pytest.importorskip("httpx")
     pytest.importorskip("starlette")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).parent / "mnist-edge"
-    proc = subprocess.Popen([str(exe), "serve", "--port", str(port)], env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_listening(url)
+    with ServeProcess() as serve:
+        url = serve.listening().url
         assert _health(url)["model"] == "mnist_robust_int8.tflite"
         with httpx.Client(timeout=30) as viewer, viewer.stream("GET", url + "/api/events") as events:
             lines = events.iter_lines()
             next(lines)  # connected
             assert cli("models", "use", "tutorial").exit_code == 0
-            proc.send_signal(signal.SIGHUP)
+            serve.proc.send_signal(signal.SIGHUP)
             deadline = time.monotonic() + 30
             while _health(url)["model"] != "mnist_cnn_int8.tflite" and time.monotonic() < deadline:
                 time.sleep(0.1)
@@ -263,11 +231,8 @@ def test_serve_takes_a_new_default_on_sighup_without_dropping_viewers(tmp_path):
             metrics = httpx.get(url + "/metrics").text
             assert 'mnist_edge_open_streams{stream="events"} 1' in metrics  # still connected
             assert any(line.startswith("event: status") for line in lines)  # and still served
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0 and "reload: now reading with mnist_cnn_int8.tflite" in err
+        code, err = serve.stop()
+    assert code == 0 and "reload: now reading with mnist_cnn_int8.tflite" in err
 
 
 def test_a_reload_that_fails_keeps_the_running_model(tmp_path):
@@ -276,25 +241,14 @@ def test_a_reload_that_fails_keeps_the_running_model(tmp_path):
     family = tmp_path / "robust"
     shutil.copytree(bundled.MODELS_DIR / "robust", family)
     model = family / "mnist_robust_int8.tflite"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    exe = Path(sys.executable).parent / "mnist-edge"
-    proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--model", str(model)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        err = _Stderr(proc)
-        wait_until_listening(url)
+    with ServeProcess("--model", str(model)) as serve:
+        url = serve.listening().url
         model.write_bytes(b"not a model any more")
-        proc.send_signal(signal.SIGHUP)
-        assert err.wait_for("still reading with mnist_robust_int8.tflite"), err.lines
+        serve.proc.send_signal(signal.SIGHUP)
+        serve.line_with("still reading with mnist_robust_int8.tflite")
         assert httpx.post(url + "/api/classify", content=EXAMPLE7.read_bytes()).json()["digit"] == 7
         assert _health(url)["model"] == "mnist_robust_int8.tflite"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        proc.kill()
+        assert serve.stop()[0] == 0
 
 
 def test_models_help_is_uncut():

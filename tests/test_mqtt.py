@@ -17,7 +17,7 @@ import pytest
 from mnist_edge.device.errors import UsageError
 from mnist_edge.device.live import mqtt
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 pytest.importorskip("paho.mqtt")
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists()
@@ -27,15 +27,9 @@ needs_broker = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not in
 VIDEO = ROOT / "examples" / "video_37419.avi"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Broker:
     def __init__(self, folder: Path, port: int | None = None, extra: str = ""):
-        self.folder, self.port, self.extra = folder, port or _free_port(), extra
+        self.folder, self.port, self.extra = folder, port or free_port(), extra
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Broker:
@@ -85,10 +79,14 @@ class Listener:
         self.client = paho.Client(paho.CallbackAPIVersion.VERSION2)
         if tls:
             self.client.tls_set(**tls)
+        self.subscribed = threading.Event()
         self.client.on_connect = lambda c, *_: c.subscribe("#", qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+        # subscribed before the test goes on: nothing published after this is missed
+        assert self.subscribed.wait(10), "the listener never subscribed"
 
     def _on_message(self, _c, _u, msg) -> None:
         with self.lock:
@@ -102,6 +100,16 @@ class Listener:
                     return True
             time.sleep(0.05)
         return False
+
+    def drained(self) -> list[tuple[str, str, bool]]:
+        """Everything the broker had for us: a marker published now arrives after every
+        retained message and every message published before it, so a check that something
+        did *not* arrive needs no fixed wait. Returns the messages before the marker."""
+        marker = f"test/marker/{id(self)}-{time.monotonic_ns()}"
+        self.client.publish(marker, "end", qos=1)
+        assert self.wait_for(lambda m: any(t == marker for t, _, _ in m)), "the marker never came"
+        with self.lock:
+            return [m for m in self.messages if not m[0].startswith("test/marker/")]
 
     def close(self) -> None:
         self.client.disconnect()
@@ -213,8 +221,7 @@ def test_forget_removes_the_device(broker):
     assert "removed mnist-edge/pi-test" in res.stderr
     late = Listener(broker.port)
     try:
-        time.sleep(1.0)  # retained messages arrive at once on subscribing; none should
-        assert late.messages == []
+        assert late.drained() == []  # nothing retained is left of the device
     finally:
         late.close()
 
@@ -235,7 +242,7 @@ def test_no_discovery(broker):
         assert _camera(broker.port, "--no-discovery", "--frames", "20").returncode == 0
         assert listener.wait_for(lambda m: any(t.endswith("/availability") and p == "offline"
                                                for t, p, _ in m))
-        assert not [t for t, _, _ in listener.messages if t.startswith("homeassistant/")]
+        assert not [t for t, _, _ in listener.drained() if t.startswith("homeassistant/")]
     finally:
         listener.close()
 

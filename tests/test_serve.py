@@ -7,15 +7,10 @@ import io
 import json
 import os
 import re
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,7 +27,7 @@ from mnist_edge.device.live import serve as srv  # noqa: E402
 from mnist_edge.device.live import sources as camera  # noqa: E402
 from mnist_edge.device.live.loop import Reader  # noqa: E402
 
-from .conftest import ROOT, wait_until_listening  # noqa: E402
+from .conftest import ROOT, ServeProcess  # noqa: E402
 
 VIDEO = ROOT / "examples" / "video_37419.avi"
 VIDEO_DIGITS = [3, 7, 4, 1, 9]
@@ -231,73 +226,61 @@ def test_camera_readings_follow_the_video(live):
     assert seen[:5] == VIDEO_DIGITS
 
 
-def _fps(state: srv.LiveState, seconds: float) -> float:
-    start = state.snapshot()["version"]
-    time.sleep(seconds)
-    return (state.snapshot()["version"] - start) / seconds
-
-
 def test_bounded_load(live):
-    """4 stream clients + 200 uploads from 8 threads, on loopback: every answer right and the
-    camera still delivers frames. Times and frame rates are printed, never asserted (a loaded
-    machine would fail them; bench/serve_latency.py measures them as ratios)."""
-    time.sleep(1.0)
-    idle_fps = _fps(live.state, 3.0)
+    """4 stream clients and 8 threads uploading at once, on loopback: every answer right,
+    every stream client gets frames, and the camera keeps publishing while the uploads run
+    (the load lasts until 40 uploads are answered *and* the camera has published 10 more
+    frames: a camera starved by the uploads never gets there). Times are printed, never
+    asserted (bench/serve_latency.py measures them as ratios)."""
     stop = threading.Event()
+    frames_seen = [0] * 4
 
-    def stream_client() -> None:
+    def stream_client(i: int) -> None:
         with httpx.stream("GET", live.url + "/api/stream.mjpg", timeout=30) as res:
-            for _ in res.iter_bytes():  # a new frame about every 125 ms
+            for chunk in res.iter_bytes():
+                frames_seen[i] += chunk.count(b"--frame")
                 if stop.is_set():
                     return
 
     data = EXAMPLE7.read_bytes()
+    results: list[tuple[int, int | None, float]] = []
 
-    def upload(_: int) -> tuple[int, int, float]:
-        t0 = time.perf_counter()
-        res = httpx.post(live.url + "/api/classify", content=data, timeout=30)
-        return res.status_code, res.json().get("digit"), time.perf_counter() - t0
+    def uploader() -> None:
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            res = httpx.post(live.url + "/api/classify", content=data, timeout=30)
+            results.append((res.status_code, res.json().get("digit"), time.perf_counter() - t0))
 
-    streams = [threading.Thread(target=stream_client, daemon=True) for _ in range(4)]
-    for t in streams:
+    streams = [threading.Thread(target=stream_client, args=(i,), daemon=True) for i in range(4)]
+    uploaders = [threading.Thread(target=uploader, daemon=True) for _ in range(8)]
+    for t in streams + uploaders:
         t.start()
+    first = live.state.snapshot()["version"]
     t0 = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
-        fps_thread = ThreadPoolExecutor(1).submit(_fps, live.state, 3.0)
-        results = list(pool.map(upload, range(200)))
-        loaded_fps = fps_thread.result()
-    elapsed = time.monotonic() - t0
+    while time.monotonic() - t0 < 120 and (len(results) < 40
+                                           or live.state.snapshot()["version"] - first < 10):
+        time.sleep(0.05)
+    frames, uploads, elapsed = live.state.snapshot()["version"] - first, len(results), time.monotonic() - t0
     stop.set()
-    for t in streams:
-        t.join(timeout=5)
-    assert all(code == 200 and digit == 7 for code, digit, _ in results)
+    for t in streams + uploaders:
+        t.join(timeout=30)
     lat = sorted(r[2] for r in results)
-    print(f"\nload: 200 uploads in {elapsed:.1f} s, p50 {statistics.median(lat) * 1000:.1f} ms, "
-          f"p95 {lat[189] * 1000:.1f} ms; camera {idle_fps:.1f} frames/s idle, {loaded_fps:.1f} under load")
-    assert loaded_fps > 0  # the camera thread was never starved outright
+    print(f"\nload: {uploads} uploads in {elapsed:.1f} s, p50 {statistics.median(lat) * 1000:.1f} ms; "
+          f"camera {frames / elapsed:.1f} frames/s under load; stream clients got {frames_seen} frames")
+    assert uploads >= 40 and frames >= 10  # both went on side by side
+    assert all(code == 200 and digit == 7 for code, digit, _ in results)
+    assert min(frames_seen) >= 2  # no stream client was left without frames
 
 
-def test_cli_serve_sigterm_and_token(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = Path(sys.executable).parent / "mnist-edge"
-    proc = subprocess.Popen([str(exe), "serve", "--host", "127.0.0.2", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-        assert "?token=" in line  # not 127.0.0.1: a token is generated and printed
+def test_cli_serve_sigterm_and_token():
+    with ServeProcess(host="127.0.0.2") as serve:
+        line = serve.line_with("?token=")  # not 127.0.0.1: a token is generated and printed
         token = line.split("?token=")[1].split()[0]
-        url = f"http://127.0.0.2:{port}"
-        wait_until_listening(url)
+        url = serve.listening().url
         assert httpx.get(url + "/api/latest").status_code == 401
         assert httpx.get(f"{url}/api/latest?token={token}").status_code == 200
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=15)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0 and "stopped:" in err and "requests served" in err
+        code, err = serve.stop()
+    assert code == 0 and "stopped:" in err and "requests served" in err
 
 
 def test_serve_busy_port_is_one_line_exit_2():

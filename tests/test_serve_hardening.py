@@ -7,13 +7,10 @@ from __future__ import annotations
 import io
 import json
 import re
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +31,7 @@ from mnist_edge.device.live.loop import Reader  # noqa: E402
 from mnist_edge.device.live.state import KEPT  # noqa: E402
 from mnist_edge.device.reading import decode  # noqa: E402
 
-from .conftest import ROOT, wait_until_listening  # noqa: E402
+from .conftest import ROOT, ServeProcess, free_port  # noqa: E402
 
 EXAMPLE7 = ROOT / "examples" / "digit7_test0.png"
 
@@ -219,37 +216,21 @@ def test_a_folder_of_unreadable_files_backs_off_and_says_so_once(reader, tmp_pat
     assert not snap["camera_alive"] and "no readable frame" in snap["camera_error"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_without_a_camera_stays_up_and_stops_quickly_with_viewers():
     """`--source opencv:97` (no such camera) no longer exits: upload works, /healthz is 503
     until a camera appears; SIGTERM with an event stream and an MJPEG viewer open ends with
     exit 0 and no traceback."""
     pytest.importorskip("cv2")
-    port = _free_port()
-    exe = Path(sys.executable).parent / "mnist-edge"
-    proc = subprocess.Popen([str(exe), "serve", "--source", "opencv:97", "--port", str(port),
-                             "--retries", "0", "--timeout", "0.2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_listening(url)
-        assert proc.poll() is None
+    with ServeProcess("--source", "opencv:97", "--retries", "0", "--timeout", "0.2") as serve:
+        url = serve.listening().url
         assert httpx.post(url + "/api/classify", content=EXAMPLE7.read_bytes()).json()["digit"] == 7
         assert httpx.get(url + "/healthz").status_code == 503
         viewers = []
         for path in ("/api/events", "/api/stream.mjpg"):
             client = httpx.Client(timeout=10)
             viewers.append(client.stream("GET", url + path).__enter__())
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+        code, err = serve.stop()
+    assert code == 0, err
     assert "Traceback" not in err and "stopped:" in err
 
 
@@ -260,7 +241,7 @@ def test_no_token_on_the_network_is_refused(monkeypatch):
 
     monkeypatch.setattr(srv, "run", lambda *a, **k: None)  # no server: only the start-up
     monkeypatch.delenv("MNIST_EDGE_TOKEN", raising=False)
-    port = str(_free_port())
+    port = str(free_port())
     res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port, "--token", ""])
     assert res.exit_code == 2 and "--token '' on 0.0.0.0" in res.output
     loopback = CliRunner().invoke(app, ["serve", "--port", port, "--token", ""])
@@ -281,7 +262,7 @@ def test_token_from_the_environment(monkeypatch):
 
     monkeypatch.setattr(srv, "run", lambda *a, **k: None)
     monkeypatch.setenv("MNIST_EDGE_TOKEN", "from-env")
-    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(_free_port())])
+    res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(free_port())])
     assert res.exit_code == 0 and "?token=from-env" in res.output
 
 
@@ -323,7 +304,7 @@ def test_a_generated_token_is_kept_across_restarts(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     urls = []
     for _ in range(2):
-        res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(_free_port())])
+        res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", str(free_port())])
         assert res.exit_code == 0, res.output
         urls.append(res.output.split("?token=")[1].split()[0])
     kept = tmp_path / "mnist-edge" / "token"
@@ -353,7 +334,7 @@ def test_the_url_is_printed_as_a_qr_code_a_phone_can_scan(monkeypatch):
 
     monkeypatch.setattr(srv, "run", lambda *a, **k: None)
     monkeypatch.setenv("MNIST_EDGE_TOKEN", "phone-token")
-    port = str(_free_port())
+    port = str(free_port())
     res = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port, "--qr"])
     assert res.exit_code == 0, res.output
     printed_url = re.search(r"(http://\S+)", res.output).group(1)  # type: ignore[union-attr]
