@@ -15,7 +15,10 @@ from mnist_edge.device.cli.options import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
     DiscoveryOpt,
+    HistoryOpt,
     JsonOpt,
+    KeepDaysOpt,
+    KeepRowsOpt,
     MinConfidenceOpt,
     ModelOpt,
     MqttCaOpt,
@@ -23,6 +26,7 @@ from mnist_edge.device.cli.options import (
     MqttOpt,
     MqttPrefixOpt,
     MultiOpt,
+    NoHistoryOpt,
     RetriesOpt,
     RoiOpt,
     RuntimeOpt,
@@ -57,6 +61,10 @@ def camera(
     mqtt_device: MqttDeviceOpt = None,
     mqtt_ca: MqttCaOpt = None,
     discovery: DiscoveryOpt = True,
+    history: HistoryOpt = None,
+    no_history: NoHistoryOpt = False,
+    keep_days: KeepDaysOpt = 90.0,
+    keep_rows: KeepRowsOpt = 1_000_000,
     mqtt_forget: Annotated[bool, typer.Option("--mqtt-forget", help="Remove this device from "
                            "the broker and Home Assistant (clear its retained configs and "
                            "state), then exit.")] = False,
@@ -83,15 +91,18 @@ def camera(
         raise typer.Exit(0)
     clf = support.load(model, runtime, threads, trust_model)
     publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
+    kept = support.history(history, no_history, keep_days, keep_rows)
     try:
         code = run_camera(clf, source, frames=frames, roi=roi, json_out=json_out, show=show,
                           timeout=timeout, retries=retries, say=say, emit=typer.echo,
                           min_confidence=min_confidence, stable=stable, multi=multi,
-                          publisher=publisher,
+                          publisher=publisher, history=kept,
                           reload=lambda: support.load(model, runtime, threads, trust_model))
     finally:
         if publisher is not None:
             publisher.close()
+        if kept is not None:
+            kept.close()
     raise typer.Exit(code)
 
 
@@ -206,6 +217,10 @@ def serve(
                        "correct any reading ('wrong? tap the right digit'); each correction is "
                        "saved in DIR as `mnist-edge collect` saves examples.",
                        show_default=False)] = None,
+    history: HistoryOpt = None,
+    no_history: NoHistoryOpt = False,
+    keep_days: KeepDaysOpt = 90.0,
+    keep_rows: KeepRowsOpt = 1_000_000,
     qr: Annotated[bool | None, typer.Option("--qr/--no-qr", help="Print the URL as a QR code "
                   "for a phone (default: when the terminal is interactive and --host is not "
                   "loopback).", show_default=False)] = None,
@@ -266,6 +281,7 @@ def serve(
                          hosts=srv.own_names(host) if loopback else None,
                          max_decodes=max_decodes)
     state.publisher = support.publisher(mqtt, mqtt_prefix, mqtt_device, mqtt_ca, discovery, clf.path)
+    state.recorder = support.history(history, no_history, keep_days, keep_rows)
     address = srv.url(host, port, token)
     say(f"mnist-edge serve: {address}  (model {clf.path.name}, source {source}; Ctrl-C to stop)")
     if qr if qr is not None else (sys.stderr.isatty() and not loopback):

@@ -109,3 +109,17 @@ DiscoveryOpt = Annotated[
     bool, typer.Option("--discovery/--no-discovery", help="Announce the device to Home "
                        "Assistant (retained MQTT discovery configs).")
 ]
+HistoryOpt = Annotated[
+    Path | None, typer.Option("--history", metavar="FILE", help="Keep every settled reading in "
+                              "this SQLite file (default: ~/.local/state/mnist-edge/"
+                              "history.sqlite3; see `mnist-edge history`).", show_default=False)
+]
+NoHistoryOpt = Annotated[bool, typer.Option("--no-history", help="Keep no history of readings.")]
+KeepDaysOpt = Annotated[
+    float, typer.Option("--keep-days", min=0.001, metavar="DAYS", help="History: readings "
+                        "older than this are deleted.")
+]
+KeepRowsOpt = Annotated[
+    int, typer.Option("--keep-rows", min=1, metavar="N", help="History: at most this many "
+                      "readings, the oldest deleted first.")
+]

@@ -1,5 +1,5 @@
 """What the commands share: loading a model (with the reading-version warning), writable
-folders and reports, the MQTT publisher."""
+folders and reports, the MQTT publisher, the history of readings."""
 
 import importlib.util
 from collections.abc import Callable
@@ -86,3 +86,22 @@ def write_report(write: Callable[[], object], target: Path) -> None:
         write()
     except OSError as e:
         raise UsageError(f"{target}: cannot write ({e.strerror or e})") from None
+
+
+def history(path: Path | None, off: bool, keep_days: float, keep_rows: int) -> Any:
+    """A started live.history.History for camera/serve, or None (--no-history, or a file
+    that cannot be kept: one line, and reading goes on without it)."""
+    if off:
+        return None
+    import sqlite3
+
+    from mnist_edge.device.live import history as kept
+
+    path = path or kept.default_path()
+    try:
+        return kept.History(path, keep_days=keep_days, keep_rows=keep_rows, log=say)
+    except UsageError as e:
+        say(f"warning: {e}; reading goes on without a history")
+    except (OSError, sqlite3.Error) as e:
+        say(f"warning: history: {path}: cannot keep readings ({e}); reading goes on without one")
+    return None

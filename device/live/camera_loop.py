@@ -127,6 +127,10 @@ class CameraLoop(threading.Thread):
                 span = recent[-1] - recent[0]
                 rate = (len(recent) - 1) / span if span > 0 else 0.0
                 self.state.publish(jpeg, reading, changed, rate)
+                if changed and self.state.recorder is not None:  # queued, never waits for the disk
+                    clf = self.reader.clf
+                    self.state.recorder.add(reading, clf.path.name, clf.sha256,
+                                        str(getattr(source, "current", None) or source.name))
                 self.failure = None  # up again: the next failure is news
                 number += 1
                 if period:

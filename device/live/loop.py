@@ -153,9 +153,11 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
                json_out: bool, show: bool, timeout: float, retries: int,
                say: Callable[[str], None], emit: Callable[[str], None],
                min_confidence: float = 0.0, stable: int = 1, multi: bool = False,
-               publisher: Any = None, reload: Callable[[], Classifier] | None = None) -> int:
+               publisher: Any = None, reload: Callable[[], Classifier] | None = None,
+               history: Any = None) -> int:
     """Read `spec` until its end, `frames`, Ctrl-C or SIGTERM: each result line goes to `emit`
-    (stdout in the CLI), messages for people to `say` (stderr).
+    (stdout in the CLI), messages for people to `say` (stderr). Each new settled reading
+    goes to `publisher` (MQTT) and `history` (live.history.History), when given.
 
     Returns the exit code: 0 at the end of the stream, the frame limit, Ctrl-C or SIGTERM;
     2 when a file or folder gave no readable frame at all."""
@@ -181,6 +183,9 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
                 count += 1
                 name = getattr(source, "current", None)
                 new = change.update(reading_of(preds, multi))
+                if new and history is not None:  # queued: the writer thread does the disk
+                    history.add(reader.describe(preds, count - 1, name), reader.clf.path.name,
+                                reader.clf.sha256, str(name or source.name))
                 if publisher is not None:  # device.mqtt.Publisher: stores, never waits
                     if new:
                         publisher.reading(reader.describe(preds, count - 1, name))

@@ -46,6 +46,18 @@ OPENAPI: dict[str, Any] = {
                                "label": {"type": "string", "enum": examples.LABELS}}}}}},
             "responses": {"200": {"description": "saved"}, "400": {"description": "bad body"},
                           "404": {"description": "collecting off, or the reading is gone"}}}},
+        "/api/history": {"get": {
+            "summary": "The kept readings (camera and uploads), oldest first",
+            "parameters": [
+                {"name": "since", "in": "query", "schema": {"type": "string"},
+                 "description": "a time ago (90s, 30m, 1h, 2d, 1w) or an ISO date/time"},
+                {"name": "until", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                 "description": "only the newest N"},
+                {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["json", "csv"]}}],
+            "responses": {"200": {"description": "{readings: [...], count} or CSV"},
+                          "400": {"description": "a bad parameter"},
+                          "404": {"description": "serve --no-history"}}}},
         "/api/events": {"get": {"summary": "Server-sent events, one per change of reading",
                                 "responses": {"200": {"description": "text/event-stream"}}}},
         "/api/stream.mjpg": {"get": {"summary": "Annotated MJPEG stream",

@@ -70,6 +70,7 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         Route("/api/latest", counted(api.latest), methods=["GET"]),
         Route("/api/correct", counted(api.correct), methods=["POST"]),
         Route("/api/events", counted(api.events), methods=["GET"]),
+        Route("/api/history", counted(api.history), methods=["GET"]),
         Route("/api/stream.mjpg", counted(api.mjpeg), methods=["GET"]),
         Route("/healthz", counted(api.healthz, open_route=True), methods=["GET"]),
         Route("/metrics", counted(api.metrics), methods=["GET"]),
@@ -224,6 +225,8 @@ class Api:
             answer["crop"] = png_data_url(preds[0].pixels)
         if example is not None:
             answer["example"] = example
+        if self.state.recorder is not None:  # what people sent is kept too, queued
+            self.state.recorder.add(answer, model.path.name, model.sha256, f"upload {upload.name}")
         return answer
 
     async def latest(self, _request: Request) -> Response:
@@ -244,7 +247,7 @@ class Api:
             key = str(body["example"])
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": 'send {"example": ID, "label": "0"-"9" or "none"}'}, 400)
-        found = self.state.kept(key)
+        found = self.state.recorder(key)
         if found is None:
             return JSONResponse({"error": "that reading is no longer kept: read it again"}, 404)
         image, pred, source, frame = found
@@ -258,6 +261,37 @@ class Api:
         except OSError as e:
             return JSONResponse({"error": f"cannot save the example ({e.strerror or e})"}, 500)
         return JSONResponse({"saved": f"{label}/{path.name}", "label": label})
+
+    async def history(self, request: Request) -> Response:
+        """The kept readings: ?since=&until= (as `mnist-edge history`), &limit=N newest,
+        &format=json (default) or csv."""
+        from mnist_edge.device.errors import UsageError
+        from mnist_edge.device.live import history as kept
+
+        if self.state.recorder is None:
+            return JSONResponse({"error": "no history is kept (serve was started with --no-history)"},
+                                404)
+        query = request.query_params
+        form = query.get("format", "json")
+        try:
+            if form not in ("json", "csv"):
+                raise UsageError("format is json or csv")
+            limit = int(query["limit"]) if query.get("limit") else None
+            if limit is not None and limit < 1:
+                raise UsageError("limit is a whole number of readings, 1 or more")
+            start, end = kept.since(query.get("since")), kept.since(query.get("until"))
+        except (UsageError, ValueError) as e:
+            return JSONResponse({"error": str(e) if isinstance(e, UsageError) else "limit: a whole number"},
+                                400)
+        path = self.state.recorder.path
+        try:
+            rows = await run_in_threadpool(kept.query, path, start, end, limit)
+        except UsageError as e:
+            return JSONResponse({"error": no_paths(str(e))}, 503)
+        if form == "csv":
+            return PlainTextResponse(kept.as_csv(rows), media_type="text/csv",
+                                     headers={"Content-Disposition": 'attachment; filename="history.csv"'})
+        return JSONResponse({"readings": rows, "count": len(rows)})
 
     async def events(self, request: Request) -> Response:
         return StreamingResponse(self._events(request), media_type="text/event-stream",

@@ -55,6 +55,8 @@ def run(web: Starlette, sock: socket.socket, loop: CameraLoop | None, state: Liv
         sock.close()
         if state.publisher is not None:
             state.publisher.close()
+        if state.recorder is not None:
+            state.recorder.close()
 
 
 def summary(state: LiveState, source: str) -> str:

@@ -92,6 +92,7 @@ class LiveState:
         self.metrics = Metrics()
         self.started = time.time()
         self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
+        self.recorder: Any = None  # live.history.History, unless --no-history
         self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.collect: Path | None = None  # serve --collect DIR: corrections are saved there
