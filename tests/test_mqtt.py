@@ -151,7 +151,10 @@ def test_discovery_configs_carry_what_home_assistant_requires():
         assert c["availability_topic"] == "mnist-edge/pi/availability"
         assert isinstance(c["device"]["identifiers"], list) and c["device"]["name"]
         ids.add(c["unique_id"])
+        assert c["origin"]["name"] == "mnist-edge" and c["origin"]["sw_version"]  # who announced it
     assert len(ids) == 4
+    expiring = {c["name"] for c in configs.values() if c.get("expire_after")}
+    assert expiring == {"Digit", "Confidence"}  # the reading goes unavailable when the device stalls
 
 
 def test_device_names_become_ids_home_assistant_accepts():
@@ -411,3 +414,67 @@ def test_a_reload_announces_the_new_model_to_home_assistant(broker):
                 if t.startswith("homeassistant/")} == {other.path.name}
     finally:
         late.close()
+
+
+def _publisher(port: int, **kw) -> mqtt.Publisher:
+    pub = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{port}", {}), device="ha", **kw)
+    pub.start()
+    return pub
+
+
+@needs_broker
+def test_discovery_goes_out_again_when_home_assistant_announces_itself(broker):
+    """Home Assistant publishes `online` on homeassistant/status when it starts: the configs,
+    the camera and the reading are sent again (as its MQTT documentation asks); anything
+    else on that topic, or a device started with --no-discovery, sends nothing."""
+    import paho.mqtt.client as paho
+
+    pub = _publisher(broker.port)
+    quiet = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{broker.port}", {}), device="quiet",
+                           discovery=False)
+    quiet.start()
+    ha = paho.Client(paho.CallbackAPIVersion.VERSION2)
+    ha.connect("127.0.0.1", broker.port)
+    ha.loop_start()
+    try:
+        pub.reading({"digit": 5})
+        listener = Listener(broker.port)
+        assert listener.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        ha.publish("homeassistant/status", "offline", qos=1).wait_for_publish(5)
+        assert listener.drained() and pub._announced == 0  # not a start: nothing again
+        listener.messages.clear()
+        ha.publish("homeassistant/status", "online", qos=1).wait_for_publish(5)
+        assert listener.wait_for(lambda m: sum(t.startswith("homeassistant/sensor/mnist_edge_ha/")
+                                               and not r for t, _, r in m) == 3)
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/ha/state" and p == '{"digit": 5}'
+                                               for t, p, _ in m))
+        assert not [t for t, _, _ in listener.drained() if "quiet" in t]  # --no-discovery: silent
+        listener.close()
+    finally:
+        ha.loop_stop()
+        pub.close()
+        quiet.close()
+
+
+@needs_broker
+def test_the_reading_is_sent_again_while_frames_come_and_not_when_stalled(broker, monkeypatch):
+    """expire_after needs a heartbeat: while the camera delivers frames (camera(True) per
+    frame) the unchanged reading is sent again every STATE_PERIOD; a stalled loop (no frames)
+    sends nothing, so Home Assistant marks it unavailable."""
+    monkeypatch.setattr(mqtt, "STATE_PERIOD", 0.2)
+    pub = _publisher(broker.port, discovery=False)
+    listener = Listener(broker.port)
+    try:
+        pub.reading({"digit": 2})
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:  # frames at ~20/s
+            pub.camera(True, fps=20.0)
+            time.sleep(0.05)
+        sent = [p for t, p, r in listener.drained() if t == "mnist-edge/ha/state" and not r]
+        assert len(sent) >= 4 and set(sent) == {'{"digit": 2}'}
+        listener.messages.clear()
+        time.sleep(0.6)  # stalled: three periods without a frame
+        assert not [t for t, _, _ in listener.drained() if t == "mnist-edge/ha/state"]
+    finally:
+        listener.close()
+        pub.close()

@@ -6,9 +6,12 @@ Topics, under `PREFIX/DEVICE/` (default `mnist-edge/<hostname>/`):
   availability  `online` / `offline` (retained; the broker publishes `offline` as the last
                 will when the device vanishes)
   camera        {"status": "up"|"down", "reason", "fps"} (retained, QoS 1)
-Home Assistant discovery (retained configs under `homeassistant/`): a device with a digit
-sensor ("none" when there is no digit; confidence, none_reason and number as attributes), a
-confidence sensor, a frames/s sensor and a camera connectivity binary sensor.
+Home Assistant discovery (retained configs under `homeassistant/`, each with the origin
+`o`): a device with a digit sensor ("none" when there is no digit; confidence, none_reason
+and number as attributes), a confidence sensor, a frames/s sensor and a camera connectivity
+binary sensor. The reading is sent again every STATE_PERIOD s while frames come, and its
+sensors carry `expire_after`, so a stalled device goes "unavailable" in Home Assistant; when
+Home Assistant announces itself (`online` on `homeassistant/status`) the configs go out again.
 
 Publishing runs on paho's network thread and one worker of its own: `reading()` and
 `camera()` only store the value and wake the worker, so the camera loop never waits for
@@ -42,6 +45,11 @@ ENV_USER, ENV_PASSWORD = "MNIST_EDGE_MQTT_USERNAME", "MNIST_EDGE_MQTT_PASSWORD"
 ENV_CREDENTIALS = "MNIST_EDGE_MQTT_CREDENTIALS"  # a file: first line user, second password
 QUEUE = 64  # readings waiting for the broker while connected; offline, only the newest
 FPS_PERIOD = 10.0  # seconds between frames/s updates (a change of camera status goes at once)
+STATE_PERIOD = 60.0  # while frames come, the reading is sent again this often...
+EXPIRE_AFTER = 300  # ...and Home Assistant shows "unavailable" when none came for this long
+HA_STATUS = "status"  # DISCOVERY_PREFIX/status: Home Assistant says "online" when it starts
+ORIGIN = {"name": "mnist-edge", "sw_version": __version__,
+          "support_url": "https://github.com/mnist-edge/mnist-edge"}
 
 
 @dataclass(frozen=True)
@@ -106,11 +114,11 @@ def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFI
     dev = {"identifiers": [ident], "name": f"mnist-edge {device}", "manufacturer": "mnist-edge",
            "model": model or "digit reader", "sw_version": __version__}
     common = {"availability_topic": f"{base}/availability", "payload_available": "online",
-              "payload_not_available": "offline", "device": dev}
+              "payload_not_available": "offline", "device": dev, "origin": ORIGIN}
     return {
         f"{discovery}/sensor/{ident}/digit/config": {
             **common, "name": "Digit", "unique_id": f"{ident}_digit", "icon": "mdi:numeric",
-            "state_topic": f"{base}/state",
+            "state_topic": f"{base}/state", "expire_after": EXPIRE_AFTER,
             "value_template": "{{ value_json.number if value_json.number is defined and "
                               "value_json.number else (value_json.digit if value_json.digit "
                               "is not none else 'none') }}",
@@ -121,7 +129,7 @@ def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFI
         f"{discovery}/sensor/{ident}/confidence/config": {
             **common, "name": "Confidence", "unique_id": f"{ident}_confidence",
             "state_topic": f"{base}/state", "unit_of_measurement": "%",
-            "state_class": "measurement",
+            "state_class": "measurement", "expire_after": EXPIRE_AFTER,
             "value_template": "{{ (value_json.confidence * 100) | round(1) "
                               "if value_json.confidence is not none else none }}"},
         f"{discovery}/sensor/{ident}/fps/config": {
@@ -173,6 +181,7 @@ class Publisher:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._latest: dict[str, Any] | None = None  # the newest reading
@@ -181,12 +190,14 @@ class Publisher:
         self._dirty: set[str] = set()
         self._publishing = threading.Lock()  # held while the worker hands messages to paho
         self._fps_sent = 0.0
+        self._state_sent = 0.0  # when the reading was last handed over (for STATE_PERIOD)
         self._connected = False
         self._said: str | None = None  # the last connection state logged
         self._closing = False
         self._answered = threading.Event()  # the broker accepted or refused us once
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self.published = 0
+        self._announced = 0  # discovery sent again for Home Assistant's birth message
 
     # -- called by the camera loop (never blocks on the network) --
     def reading(self, obj: dict[str, Any]) -> None:
@@ -202,6 +213,7 @@ class Publisher:
                 self._pending.clear()
             self._pending.append(obj)
             self._latest = obj
+            self._state_sent = time.monotonic()
             self._wake.notify()
 
     def camera(self, up: bool, reason: str | None = None, fps: float | None = None) -> None:
@@ -216,6 +228,12 @@ class Publisher:
                     or now - self._fps_sent >= FPS_PERIOD:
                 self._fps_sent = now
                 self._dirty.add("camera")
+                self._wake.notify()
+            if up and self._latest is not None and now - self._state_sent >= STATE_PERIOD:
+                # frames still come: the reading again, so Home Assistant's expire_after
+                # marks it unavailable only when the device stalls
+                self._state_sent = now
+                self._dirty.add("state")
                 self._wake.notify()
 
     def model(self, name: str, sha256: str = "") -> None:
@@ -289,6 +307,8 @@ class Publisher:
         client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
         for topic, config in self.discovery.items():
             client.publish(topic, json.dumps(config), qos=1, retain=True)
+        if self.discovery:  # Home Assistant's birth message: announce again when it starts
+            client.subscribe(f"{DISCOVERY_PREFIX}/{HA_STATUS}", qos=1)
         with self._wake:
             self._connected = True
             self._dirty.add("camera")
@@ -296,6 +316,17 @@ class Publisher:
                 self._pending.append(self._latest)  # the newest reading again, after an outage
             self._wake.notify()
         self._answered.set()
+
+    def _on_message(self, _client: Any, _userdata: Any, message: Any) -> None:
+        """Home Assistant (re)started ("online" on its status topic): as its documentation
+        asks, the discovery configs go out again, with the camera's state and the reading."""
+        if message.topic != f"{DISCOVERY_PREFIX}/{HA_STATUS}" or message.payload != b"online":
+            return
+        with self._wake:
+            if self.discovery:
+                self._dirty |= {"discovery", "camera", "state"}
+                self._announced += 1
+                self._wake.notify()
 
     def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
         self._answered.set()
@@ -337,6 +368,8 @@ class Publisher:
         for reading in readings:
             self.client.publish(f"{self.base}/state", json.dumps(reading), qos=1, retain=True)
             self.published += 1
+        if "state" in dirty and not readings and self._latest is not None:
+            self.client.publish(f"{self.base}/state", json.dumps(self._latest), qos=1, retain=True)
         if "discovery" in dirty:
             for topic, config in self.discovery.items():
                 self.client.publish(topic, json.dumps(config), qos=1, retain=True)
