@@ -33,7 +33,7 @@ import numpy as np
 from mnist_edge.device import atomic
 from mnist_edge.device.data import mnist as data
 from mnist_edge.device.errors import MnistEdgeError
-from mnist_edge.device.evaluation import evaluate
+from mnist_edge.device.evaluation import drift, evaluate
 from mnist_edge.device.inference import model as device_model
 from mnist_edge.device.inference import timing
 
@@ -42,6 +42,7 @@ from .report import confusion_png, report_markdown
 BUNDLE_ROOT = Path(__file__).resolve().parent.parent / "device" / "models"
 FAMILIES = {"mnist_cnn": "tutorial", "mnist_robust": "robust"}  # file stem -> bundled folder
 BUNDLED_VARIANTS = ("int8", "float32")
+REFERENCED = BUNDLED_VARIANTS  # variants whose manifest entry records the reference distribution
 STAGING_PREFIX = ".convert-"  # hidden folder the models are measured in before they are final
 PREPROCESSING = {
     "image": "28x28 grayscale, white digit on black background (MNIST polarity)",
@@ -218,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
                 "bare_invoke_p50_us": round(bare.p50_us, 2),
                 "convert_seconds": round(convert_seconds[variant], 2),
             })
+            if variant in REFERENCED:  # what the device's drift monitor compares the field with
+                entries[-1]["reference_distribution"] = drift.reference(clf)
             runtime_name = str(clf.runtime)
         passed = evaluate.apply_gate(results, args.max_drop, args.min_agreement)
         reference = f"{stem}_float32.tflite"

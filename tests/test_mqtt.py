@@ -143,7 +143,7 @@ def test_parse_url_and_credentials(tmp_path):
 def test_discovery_configs_carry_what_home_assistant_requires():
     configs = mqtt.discovery_configs("mnist-edge", "pi", model="m.tflite")
     kinds = sorted(topic.split("/")[1] for topic in configs)
-    assert kinds == ["binary_sensor", "sensor", "sensor", "sensor"]
+    assert kinds == ["binary_sensor", "sensor", "sensor", "sensor", "sensor", "sensor"]
     ids = set()
     for topic, c in configs.items():
         assert topic.startswith("homeassistant/") and topic.endswith("/config")
@@ -152,7 +152,7 @@ def test_discovery_configs_carry_what_home_assistant_requires():
         assert isinstance(c["device"]["identifiers"], list) and c["device"]["name"]
         ids.add(c["unique_id"])
         assert c["origin"]["name"] == "mnist-edge" and c["origin"]["sw_version"]  # who announced it
-    assert len(ids) == 4
+    assert len(ids) == 6
     expiring = {c["name"] for c in configs.values() if c.get("expire_after")}
     assert expiring == {"Digit", "Confidence"}  # the reading goes unavailable when the device stalls
 
@@ -181,7 +181,7 @@ def test_a_device_name_with_spaces_is_published_under_its_id(broker):
         assert listener.wait_for(lambda m: any(t == "mnist-edge/kitchen-pi/availability"
                                                and p == "offline" for t, p, _ in m))
         configs = [t for t, _, _ in listener.messages if t.startswith("homeassistant/")]
-        assert len(configs) == 4 and all("/mnist_edge_kitchen_pi/" in t for t in configs)
+        assert len(configs) == 6 and all("/mnist_edge_kitchen_pi/" in t for t in configs)
     finally:
         listener.close()
 
@@ -199,7 +199,7 @@ def test_camera_publishes_readings_in_order_with_discovery(broker):
         assert digits == [3, 7, 4, 1, 9]
         assert {"digit", "confidence", "none_reason", "frame", "time"} <= set(states[0])
         configs = {t: json.loads(p) for t, p, _ in listener.messages if t.startswith("homeassistant/")}
-        assert len(configs) == 4
+        assert len(configs) == 6
         camera = [json.loads(p) for t, p, _ in listener.messages if t == "mnist-edge/pi-test/camera"]
         assert camera and camera[0]["status"] == "up"
         assert res.stderr.count("mqtt: connected") == 1
@@ -209,7 +209,7 @@ def test_camera_publishes_readings_in_order_with_discovery(broker):
     late = Listener(broker.port)
     try:
         assert late.wait_for(lambda m: any(t == "mnist-edge/pi-test/state" and r for t, _, r in m))
-        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 6)
         last = next(json.loads(p) for t, p, _ in late.messages if t == "mnist-edge/pi-test/state")
         assert last["digit"] == 9
     finally:
@@ -409,7 +409,7 @@ def test_a_reload_announces_the_new_model_to_home_assistant(broker):
         listener.close()
     late = Listener(broker.port)  # retained: Home Assistant restarting sees the new model
     try:
-        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        assert late.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 6)
         assert {json.loads(p)["device"]["model"] for t, p, _ in late.messages
                 if t.startswith("homeassistant/")} == {other.path.name}
     finally:
@@ -439,13 +439,13 @@ def test_discovery_goes_out_again_when_home_assistant_announces_itself(broker):
     try:
         pub.reading({"digit": 5})
         listener = Listener(broker.port)
-        assert listener.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 4)
+        assert listener.wait_for(lambda m: sum(t.startswith("homeassistant/") for t, _, _ in m) == 6)
         ha.publish("homeassistant/status", "offline", qos=1).wait_for_publish(5)
         assert listener.drained() and pub._announced == 0  # not a start: nothing again
         listener.messages.clear()
         ha.publish("homeassistant/status", "online", qos=1).wait_for_publish(5)
         assert listener.wait_for(lambda m: sum(t.startswith("homeassistant/sensor/mnist_edge_ha/")
-                                               and not r for t, _, r in m) == 3)
+                                               and not r for t, _, r in m) == 5)
         assert listener.wait_for(lambda m: any(t == "mnist-edge/ha/state" and p == '{"digit": 5}'
                                                for t, p, _ in m))
         assert not [t for t, _, _ in listener.drained() if "quiet" in t]  # --no-discovery: silent
@@ -475,6 +475,32 @@ def test_the_reading_is_sent_again_while_frames_come_and_not_when_stalled(broker
         listener.messages.clear()
         time.sleep(0.6)  # stalled: three periods without a frame
         assert not [t for t, _, _ in listener.drained() if t == "mnist-edge/ha/state"]
+    finally:
+        listener.close()
+        pub.close()
+
+
+@needs_broker
+def test_the_drift_state_goes_out_as_a_diagnostic(broker):
+    """health: a change of drift state at once (retained), the figures not on every frame;
+    Home Assistant's Drift and No digit share entities read it."""
+    pub = _publisher(broker.port)
+    listener = Listener(broker.port)
+    try:
+        status = {"state": "warming up", "psi": None, "frames": 10, "window": 600,
+                  "no_digit_share": 0.1, "no_digit_by_reason": {"no ink": 1}}
+        pub.health(status)
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/ha/health" for t, _, _ in m))
+        pub.health({**status, "frames": 11})  # same state, within HEALTH_PERIOD: not sent
+        pub.health({**status, "state": "drift", "psi": 0.8, "frames": 300})
+        assert listener.wait_for(lambda m: any(t == "mnist-edge/ha/health" and '"drift"' in p
+                                               for t, p, _ in m))
+        sent = [json.loads(p) for t, p, _ in listener.drained() if t == "mnist-edge/ha/health"]
+        assert [s["frames"] for s in sent] == [10, 300]
+        configs = mqtt.discovery_configs("mnist-edge", "ha")
+        drift_config = next(c for c in configs.values() if c["name"] == "Drift")
+        assert drift_config["state_topic"] == "mnist-edge/ha/health"
+        assert drift_config["entity_category"] == "diagnostic"
     finally:
         listener.close()
         pub.close()

@@ -91,6 +91,9 @@ def test_convert_small_model(small_model, tmp_path):
     assert files["float32"]["input"]["dtype"] == "float32"
     assert files["float16"]["bytes"] < files["float32"]["bytes"]
     assert manifest["representative_data"]["count"] == 100
+    # the installable variants carry what the device's drift monitor compares the field with
+    assert {v for v, m in files.items() if "reference_distribution" in m} == {"int8", "float32"}
+    assert abs(sum(files["int8"]["reference_distribution"]["confidence_histogram"]) - 1) < 1e-4
     assert parse_c_array((out / "mnist_cnn_int8.cc").read_text()) == (
         out / "mnist_cnn_int8.tflite").read_bytes()
     assert (out / "int8_layers.csv").read_text().startswith("op_name")

@@ -4,7 +4,7 @@ import importlib.util
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -237,6 +237,7 @@ def serve(
     if missing:
         raise UsageError("`mnist-edge serve` needs the serve extra: pip install 'mnist-edge[serve]'"
                          f" (missing: {', '.join(missing)})")
+    from mnist_edge.device.evaluation import drift
     from mnist_edge.device.live import serve as srv
     from mnist_edge.device.live import sources
     from mnist_edge.device.live.loop import Reader, reload_on_sighup
@@ -266,9 +267,15 @@ def serve(
     sock = srv.listen(host, port)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
     state = srv.LiveState()
+    state.monitor = drift.Monitor(drift.reference_for(clf))
+
+    def reloaded(new: Any) -> None:
+        state.monitor.reset(drift.reference_for(new))  # the new model's own reference
+        if state.publisher:
+            state.publisher.model(new.path.name, new.sha256)
+
     reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say,
-                     then=lambda new: state.publisher.model(new.path.name, new.sha256)
-                     if state.publisher else None)
+                     then=reloaded)
     if collect is not None:
         support.writable_folder(collect, "--collect")
         state.collect = collect

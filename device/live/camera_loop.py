@@ -38,6 +38,9 @@ def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -
     return buf.getvalue()
 
 
+HEALTH_EVERY = 50  # frames between two drift states handed to MQTT (which sends changes)
+
+
 class NoFrames(CameraError):
     """A file or folder that gave no frame in a whole pass."""
 
@@ -116,6 +119,7 @@ class CameraLoop(threading.Thread):
                     continue
                 with self.state.lock:
                     self.state.metrics.observe(self.reader.latency_s)
+                self._monitor(preds[0], number)
                 reading = self.reader.describe(preds, number, getattr(source, "current", None))
                 changed = change.update(reading_of(preds, self.reader.multi))
                 if changed and self.state.collect is not None and not self.reader.multi:
@@ -140,6 +144,15 @@ class CameraLoop(threading.Thread):
             with self.state.lock:
                 self.state.metrics.reconnects = getattr(source, "reconnects", 0)
             source.close()
+
+    def _monitor(self, pred: Any, number: int) -> None:
+        """The drift monitor sees every frame; MQTT gets its state every HEALTH_EVERY frames."""
+        monitor = self.state.monitor
+        if monitor is None:
+            return
+        monitor.observe(pred)
+        if self.state.publisher is not None and number % HEALTH_EVERY == 0:
+            self.state.publisher.health(monitor.status())
 
     def _fail(self, message: str) -> None:
         if message != self.failure:  # once per change, not once per retry

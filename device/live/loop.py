@@ -19,6 +19,7 @@ from typing import Any, cast
 import numpy as np
 
 from mnist_edge.device.errors import CameraError, MnistEdgeError
+from mnist_edge.device.evaluation import drift
 from mnist_edge.device.inference.model import Classifier
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.reading.decision import Prediction, read
@@ -169,33 +170,22 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
 
     source = camera.open_source(spec, log=on_skip, timeout=timeout, retries=retries)
     reader = Reader(clf, roi=roi, multi=multi, min_confidence=min_confidence)
+    monitor = drift.Monitor(drift.reference_for(clf))
+
+    def reloaded(new: Classifier) -> None:
+        monitor.reset(drift.reference_for(new))
+        if publisher:
+            publisher.model(new.path.name, new.sha256)
+
     if reload is not None:
-        reload_on_sighup(reader, reload, say,
-                         then=lambda clf: publisher.model(clf.path.name, clf.sha256) if publisher else None)
+        reload_on_sighup(reader, reload, say, then=reloaded)
     window = _Window(say) if show else None
-    change = Stable(stable)
-    count = 0
-    start = time.perf_counter()
+    told = _Told(reader, source, Stable(stable), monitor, json_out, emit, publisher, history)
     try:
         with sigterm_as_interrupt():
             for frame in camera.frames(source, frames):
                 preds = reader.read(frame)
-                count += 1
-                name = getattr(source, "current", None)
-                new = change.update(reading_of(preds, multi))
-                if new and history is not None:  # queued: the writer thread does the disk
-                    history.add(reader.describe(preds, count - 1, name), reader.clf.path.name,
-                                reader.clf.sha256, str(name or source.name))
-                if publisher is not None:  # device.mqtt.Publisher: stores, never waits
-                    if new:
-                        publisher.reading(reader.describe(preds, count - 1, name))
-                    elapsed = time.perf_counter() - start
-                    publisher.camera(True, fps=count / elapsed if elapsed > 0 else None)
-                if json_out:
-                    emit(json.dumps(reader.describe(preds, count - 1, name)))
-                elif new:
-                    where = f" [{name.name}]" if name is not None else ""
-                    emit(f"frame {count - 1}{where}: {text_of(preds, multi)}")
+                told.frame(preds)
                 if window is not None and not window.draw(frame, reader.roi(frame), preds[0].digit):
                     break
     except KeyboardInterrupt:
@@ -203,17 +193,57 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
     except CameraError as e:
         if publisher is not None:
             publisher.camera(False, str(e))
-        _report(say, count, start, source)
+        _report(say, told.count, told.start, source)
         raise
     finally:
         source.close()
         if window is not None:
             window.close()
-    _report(say, count, start, source)
-    if count == 0 and skipped and not source.live:
+    _report(say, told.count, told.start, source)
+    if monitor.reference is not None and told.count:
+        say(drift.summary(monitor.status()))
+    if told.count == 0 and skipped and not source.live:
         say(f"error: {source.name}: no readable frame ({len(skipped)} skipped)")
         return 2
     return 0
+
+
+class _Told:
+    """Where each frame's reading goes in `camera`: the drift monitor (every frame), stdout
+    (a JSON line per frame, or a line per new settled reading), and for each new settled
+    reading MQTT and the history (both queue: neither makes the camera wait)."""
+
+    def __init__(self, reader: Reader, source: Any, change: Stable, monitor: drift.Monitor,
+                 json_out: bool, emit: Callable[[str], None], publisher: Any, history: Any):
+        self.reader, self.source, self.change, self.monitor = reader, source, change, monitor
+        self.json_out, self.emit, self.publisher, self.history = json_out, emit, publisher, history
+        self.count = 0
+        self.start = time.perf_counter()
+
+    def frame(self, preds: list[Prediction]) -> None:
+        reader, number = self.reader, self.count
+        self.monitor.observe(preds[0])
+        self.count += 1
+        name = getattr(self.source, "current", None)
+        new = self.change.update(reading_of(preds, reader.multi))
+        if new and self.history is not None:
+            self.history.add(reader.describe(preds, number, name), reader.clf.path.name,
+                             reader.clf.sha256, str(name or self.source.name))
+        if self.publisher is not None:
+            self._publish(preds, new, name)
+        if self.json_out:
+            self.emit(json.dumps(reader.describe(preds, number, name)))
+        elif new:
+            where = f" [{name.name}]" if name is not None else ""
+            self.emit(f"frame {number}{where}: {text_of(preds, reader.multi)}")
+
+    def _publish(self, preds: list[Prediction], new: bool, name: Any) -> None:
+        if new:
+            self.publisher.reading(self.reader.describe(preds, self.count - 1, name))
+        elapsed = time.perf_counter() - self.start
+        self.publisher.camera(True, fps=self.count / elapsed if elapsed > 0 else None)
+        if self.count % 50 == 1:  # the drift state; MQTT sends its changes
+            self.publisher.health(self.monitor.status())
 
 
 def _report(say: Callable[[str], None], count: int, start: float, source: Any) -> None:

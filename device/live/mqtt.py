@@ -6,10 +6,12 @@ Topics, under `PREFIX/DEVICE/` (default `mnist-edge/<hostname>/`):
   availability  `online` / `offline` (retained; the broker publishes `offline` as the last
                 will when the device vanishes)
   camera        {"status": "up"|"down", "reason", "fps"} (retained, QoS 1)
+  health        the drift monitor's status: {"state", "psi", "no_digit_share", ...} (retained)
 Home Assistant discovery (retained configs under `homeassistant/`, each with the origin
 `o`): a device with a digit sensor ("none" when there is no digit; confidence, none_reason
-and number as attributes), a confidence sensor, a frames/s sensor and a camera connectivity
-binary sensor. The reading is sent again every STATE_PERIOD s while frames come, and its
+and number as attributes), a confidence sensor, and as diagnostics a frames/s sensor, the
+drift state, the share of "no digit" and a camera connectivity binary sensor. The reading is
+sent again every STATE_PERIOD s while frames come, and its
 sensors carry `expire_after`, so a stalled device goes "unavailable" in Home Assistant; when
 Home Assistant announces itself (`online` on `homeassistant/status`) the configs go out again.
 
@@ -45,6 +47,7 @@ ENV_USER, ENV_PASSWORD = "MNIST_EDGE_MQTT_USERNAME", "MNIST_EDGE_MQTT_PASSWORD"
 ENV_CREDENTIALS = "MNIST_EDGE_MQTT_CREDENTIALS"  # a file: first line user, second password
 QUEUE = 64  # readings waiting for the broker while connected; offline, only the newest
 FPS_PERIOD = 10.0  # seconds between frames/s updates (a change of camera status goes at once)
+HEALTH_PERIOD = 30.0  # seconds between drift figures (a change of drift state goes at once)
 STATE_PERIOD = 60.0  # while frames come, the reading is sent again this often...
 EXPIRE_AFTER = 300  # ...and Home Assistant shows "unavailable" when none came for this long
 HA_STATUS = "status"  # DISCOVERY_PREFIX/status: Home Assistant says "online" when it starts
@@ -137,6 +140,22 @@ def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFI
             "state_topic": f"{base}/camera", "unit_of_measurement": "frames/s",
             "state_class": "measurement", "entity_category": "diagnostic",
             "value_template": "{{ value_json.fps }}"},
+        f"{discovery}/sensor/{ident}/drift/config": {
+            **common, "name": "Drift", "unique_id": f"{ident}_drift", "icon": "mdi:chart-bell-curve",
+            "entity_category": "diagnostic", "state_topic": f"{base}/health",
+            "value_template": "{{ value_json.state }}",
+            "json_attributes_topic": f"{base}/health",
+            "json_attributes_template": "{{ {'psi': value_json.psi, 'frames': value_json.frames, "
+                                        "'window': value_json.window} | tojson }}"},
+        f"{discovery}/sensor/{ident}/no_digit/config": {
+            **common, "name": "No digit share", "unique_id": f"{ident}_no_digit",
+            "icon": "mdi:numeric-off", "entity_category": "diagnostic",
+            "state_topic": f"{base}/health", "unit_of_measurement": "%",
+            "state_class": "measurement",
+            "value_template": "{{ (value_json.no_digit_share * 100) | round(1) "
+                              "if value_json.no_digit_share is not none else none }}",
+            "json_attributes_topic": f"{base}/health",
+            "json_attributes_template": "{{ value_json.no_digit_by_reason | tojson }}"},
         f"{discovery}/binary_sensor/{ident}/camera/config": {
             **common, "name": "Camera", "unique_id": f"{ident}_camera",
             "device_class": "connectivity", "entity_category": "diagnostic",
@@ -187,6 +206,8 @@ class Publisher:
         self._latest: dict[str, Any] | None = None  # the newest reading
         self._pending: deque[dict[str, Any]] = deque(maxlen=QUEUE)  # not yet published
         self._camera: dict[str, Any] = {"status": "up", "reason": None, "fps": None}
+        self._health: dict[str, Any] | None = None  # the drift monitor's last status
+        self._health_sent = 0.0
         self._dirty: set[str] = set()
         self._publishing = threading.Lock()  # held while the worker hands messages to paho
         self._fps_sent = 0.0
@@ -234,6 +255,17 @@ class Publisher:
                 # marks it unavailable only when the device stalls
                 self._state_sent = now
                 self._dirty.add("state")
+                self._wake.notify()
+
+    def health(self, status: dict[str, Any]) -> None:
+        """The drift monitor's status (evaluation.drift.Monitor.status): a change of state
+        is sent at once, the figures every HEALTH_PERIOD s."""
+        now = time.monotonic()
+        with self._wake:
+            old, self._health = self._health, status
+            if old is None or old["state"] != status["state"] or now - self._health_sent >= HEALTH_PERIOD:
+                self._health_sent = now
+                self._dirty.add("health")
                 self._wake.notify()
 
     def model(self, name: str, sha256: str = "") -> None:
@@ -285,7 +317,7 @@ class Publisher:
         if not self._answered.wait(timeout) or not self._connected:
             return False
         topics = [*discovery_configs(self.prefix, self.device), f"{self.base}/state",
-                  f"{self.base}/camera", f"{self.base}/availability"]
+                  f"{self.base}/camera", f"{self.base}/health", f"{self.base}/availability"]
         with self._wake:  # nothing more to say: the worker stops, close() publishes no `offline`
             self._connected = False
             self._dirty.clear()
@@ -375,3 +407,5 @@ class Publisher:
                 self.client.publish(topic, json.dumps(config), qos=1, retain=True)
         if "camera" in dirty:
             self.client.publish(f"{self.base}/camera", json.dumps(cam), qos=1, retain=True)
+        if "health" in dirty and self._health is not None:
+            self.client.publish(f"{self.base}/health", json.dumps(self._health), qos=1, retain=True)

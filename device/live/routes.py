@@ -42,7 +42,7 @@ from mnist_edge.device.errors import BadImageError
 from mnist_edge.device.live import collect as collecting
 from mnist_edge.device.live.loop import Reader
 from mnist_edge.device.live.openapi import OPENAPI
-from mnist_edge.device.live.state import LiveState, viewer
+from mnist_edge.device.live.state import LiveState, monitoring_lines, viewer
 from mnist_edge.device.reading import decision
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import files as classify
@@ -349,12 +349,16 @@ class Api:
                 "camera_alive": snap["camera_alive"], "camera_error": no_paths(snap["camera_error"]),
                 "model": clf.path.name, "model_sha256": clf.sha256, "runtime": str(clf.runtime),
                 "uptime_s": round(time.time() - self.state.started, 1), "frames": snap["version"]}
+        if self.state.monitor is not None:  # a state to look at, never a 503: reading works
+            body["drift"] = self.state.monitor.status()
         return JSONResponse(body, status_code=code)
 
     async def metrics(self, _request: Request) -> Response:
         state = self.state
         with state.lock:
             text = state.metrics.text(state.camera_alive, time.time() - state.started)
+        if state.monitor is not None:  # its own lock
+            text += "\n".join(monitoring_lines(state.monitor)) + "\n"
         return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
     async def openapi(self, _request: Request) -> Response:

@@ -76,6 +76,34 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def monitoring_lines(monitor: Any) -> list[str]:
+    """The reading's confidence (a histogram over the drift monitor's bins), "no digit" by
+    reason and the drift measure, in Prometheus' text format."""
+    from mnist_edge.device.evaluation import drift
+
+    status = monitor.status()
+    with monitor.lock:
+        counts, nones = list(monitor.confidence_counts), dict(monitor.none_total)
+    lines = ["# HELP mnist_edge_confidence Confidence of each frame's reading (frames with a digit).",
+             "# TYPE mnist_edge_confidence histogram"]
+    total = 0
+    for bound, n in zip(drift.EDGES[1:], counts, strict=True):
+        total += n
+        le = "+Inf" if bound == drift.EDGES[-1] else f"{bound:g}"
+        lines.append(f'mnist_edge_confidence_bucket{{le="{le}"}} {total}')
+    lines += [f"mnist_edge_confidence_count {total}",
+              "# HELP mnist_edge_no_digit_total Frames read as no digit, by reason.",
+              "# TYPE mnist_edge_no_digit_total counter"]
+    lines += [f'mnist_edge_no_digit_total{{reason="{r}"}} {n}' for r, n in sorted(nones.items())]
+    lines += ["# HELP mnist_edge_drift_psi Population stability index of the recent confidences "
+              "against the model's reference (NaN until measured).",
+              "# TYPE mnist_edge_drift_psi gauge",
+              f"mnist_edge_drift_psi {status['psi'] if status['psi'] is not None else 'NaN'}",
+              "# HELP mnist_edge_drift 1 while the recent confidences have drifted from the reference.",
+              "# TYPE mnist_edge_drift gauge", f"mnist_edge_drift {int(status['state'] == 'drift')}"]
+    return lines
+
+
 class LiveState:
     """What the camera thread publishes and the handlers read: one lock, no queues."""
 
@@ -93,6 +121,7 @@ class LiveState:
         self.started = time.time()
         self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
         self.recorder: Any = None  # live.history.History, unless --no-history
+        self.monitor: Any = None  # evaluation.drift.Monitor: the field against the reference
         self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.collect: Path | None = None  # serve --collect DIR: corrections are saved there
