@@ -189,7 +189,8 @@ def test_roi_is_checked_before_the_camera_opens():
 
 def test_help_lists_every_command_uncut():
     listing = run("--help").stdout.split("Commands:")[1]
-    assert "..." not in listing and len(listing.strip().splitlines()) == 12
+    assert "..." not in listing and len(listing.strip().splitlines()) == 13
+    assert "history " in listing
     assert "--model MODEL" in run("classify", "--help").stdout.replace("  ", " ")
 
 

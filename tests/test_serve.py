@@ -166,7 +166,8 @@ def test_token_required_when_set():
     try:
         assert httpx.post(server.url + "/api/classify", content=EXAMPLE7.read_bytes()).status_code == 401
         assert httpx.get(server.url + "/api/latest").status_code == 401
-        assert httpx.get(server.url + "/").status_code == 401
+        page = httpx.get(server.url + "/?token=wrong")  # the page holds no secret: its script says what to do
+        assert page.status_code == 200 and "<title>mnist-edge</title>" in page.text
         assert httpx.get(server.url + "/metrics").status_code == 401
         ok = httpx.post(server.url + "/api/classify?token=s3cret", content=EXAMPLE7.read_bytes())
         assert ok.status_code == 200
@@ -377,7 +378,7 @@ def test_real_browser(live, tmp_path):
         page.wait_for_function(
             "document.getElementById('photo-result').textContent.startsWith('not an image')")
         # Readings announced to screen readers; history entries carry their time.
-        for region in ("#digit", "#photo-result", "#draw-result"):
+        for region in ("#announce", "#photo-result", "#draw-result"):
             assert page.get_attribute(region, "aria-live") == "polite"
         assert re.fullmatch(r"\d{1,2}:\d{2}:\d{2}( [AP]M)?", page.inner_text("#history li small").strip())
         # Text contrast >= 4.5:1 (WCAG AA) for the grey text and the error red, on the page's background.
@@ -485,3 +486,94 @@ def test_systemd_unit_runs_serve_unprivileged():
     service = unit["Service"]
     assert service["User"] not in ("root", "0") and "mnist-edge serve" in service["ExecStart"]
     assert service["KillSignal"] == "SIGTERM" and unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+# the lines of text an element's content takes on the screen
+ONE_LINE = ("e => { const r = document.createRange(); r.selectNodeContents(e);"
+            " return new Set([...r.getClientRects()].map((x) => Math.round(x.top))).size; }")
+# counts the big digit's changes and what the live region says; remembers the focused element
+WATCH = """() => { window.changes = 0; window.announced = [];
+    const every = { childList: true, characterData: true, subtree: true };
+    const announce = document.getElementById('announce');
+    new MutationObserver(() => window.changes++).observe(document.getElementById('digit'), every);
+    new MutationObserver(() => window.announced.push(announce.textContent)).observe(announce, every);
+    window.focused = document.activeElement; }"""
+
+
+@pytest.mark.slow
+def test_real_browser_what_users_hit(tmp_path):
+    """#29's page items, in Chromium on a phone's screen: a page opened while the camera is
+    down shows why in the card (one-line header, the title unbroken) and shows the stream once
+    a server with a camera is back (1, 2); the correction pad under the camera's reading keeps
+    the focused button while readings change (4); Clear cancels a pending read (6); an empty
+    file or a text file named .png gives a sentence and no broken preview (7); a wrong token in
+    the URL gets the page's guidance, and a screen reader hears settled readings, not every
+    flicker (8)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("cv2")
+    server = Running("opencv:97", token="t")  # no such camera: the loop retries
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = _chromium(p)
+            page = browser.new_page(viewport={"width": 360, "height": 800})
+            page.goto(server.url + "/?token=wrong")  # 8: the page, with what to do
+            page.wait_for_function("document.getElementById('status').textContent.includes('token')")
+            assert "open the URL mnist-edge serve printed" in page.inner_text("#status")
+            page.goto(server.url + "/?token=t")
+            page.wait_for_selector("#camera-down", state="visible", timeout=15000)  # 2
+            assert page.inner_text("#status") == "camera down, retrying"
+            down = page.inner_text("#camera-down")
+            assert "not delivering frames" in down and "keeps trying" in down and "gave up" not in down
+            assert not page.is_visible("#nocamera") and not page.is_visible("#stream")
+            for selector in ("h1", "#status"):  # one line each, on a 360 px screen
+                lines = page.eval_on_selector(selector, ONE_LINE)
+                assert lines == 1, selector
+            page.screenshot(path=str(SCREENSHOTS / "serve_phone_camera_down.png"), full_page=True)
+
+            server.close()  # 1: back with a camera, same port and token
+            server = Running(str(VIDEO), token="t", port=port)
+            server.state.collect = tmp_path / "mine"
+            page.wait_for_function("document.getElementById('stream').naturalWidth > 0", timeout=30000)
+            assert not page.is_visible("#camera-down") and not page.is_visible("#nocamera")
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('camera live')")
+
+            page.reload()  # 4: a focused button in the camera's pad survives reading changes
+            page.wait_for_selector("#camera-correct .correct button[data-label='5']", timeout=20000)
+            page.focus("#camera-correct .correct button[data-label='5']")
+            page.evaluate(WATCH)
+            page.wait_for_function("window.changes >= 6", timeout=30000)
+            assert page.evaluate("document.activeElement === window.focused && "
+                                 "document.activeElement.dataset.label === '5'")
+            changes, announced = page.evaluate("[window.changes, window.announced]")
+            assert page.get_attribute("#digit", "aria-live") is None
+            assert page.get_attribute("#announce", "aria-live") == "polite"
+            assert len(announced) < changes, (announced, changes)  # 8: settled ones only
+
+            page.locator("#canvas").scroll_into_view_if_needed()  # 6: Clear cancels the read
+            box = page.locator("#canvas").bounding_box()
+            cx, top = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.15
+            page.mouse.move(cx, top)
+            page.mouse.down()
+            for i in range(1, 21):
+                page.mouse.move(cx, top + box["height"] * 0.7 * i / 20)
+            page.mouse.up()
+            page.click("#clear")
+            time.sleep(1.5)  # past the 0.7 s pause: nothing may arrive
+            assert page.inner_text("#draw-result") == ""
+            assert page.get_attribute("#draw-result", "data-digit") is None
+
+            page.set_input_files("#file", files=[{"name": "empty.png", "mimeType": "image/png",
+                                                  "buffer": b""}])  # 7
+            page.wait_for_function("document.getElementById('photo-result').textContent.includes('empty')")
+            assert page.inner_text("#photo-result") == "the file is empty: choose a photo"
+            page.set_input_files("#file", files=[{"name": "list.png", "mimeType": "image/png",
+                                                  "buffer": b"milk, eggs, bread"}])
+            page.wait_for_function("document.getElementById('photo-result').textContent"
+                                   ".startsWith('not an image')")
+            time.sleep(0.5)  # the preview's decode has failed by now
+            assert not page.is_visible("#preview")  # no broken-image icon as "the photo sent"
+            page.screenshot(path=str(SCREENSHOTS / "serve_phone_not_an_image.png"), full_page=True)
+            browser.close()
+    finally:
+        server.close()

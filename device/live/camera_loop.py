@@ -4,6 +4,7 @@ annotated frame and the reading into `LiveState`; a camera that fails is retried
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from collections import deque
@@ -38,6 +39,7 @@ def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -
     return buf.getvalue()
 
 
+GAVE_UP = re.compile(r" \(gave up after \d+ attempts\)|; gave up after \d+ reconnect attempts")
 HEALTH_EVERY = 50  # frames between two drift states handed to MQTT (which sends changes)
 
 
@@ -83,7 +85,9 @@ class CameraLoop(threading.Thread):
                 if not self.loop_files:
                     break
             except Exception as e:  # noqa: BLE001 - whatever killed it, health must say so
-                self._fail(str(e) or type(e).__name__)
+                message = str(e) or type(e).__name__
+                # the source gave up, the server does not: say so only once, as retrying
+                self._fail(GAVE_UP.sub("", message) if self.live else message)
                 if not self.live and not isinstance(e, NoFrames):
                     break
                 self.stop.wait(wait)

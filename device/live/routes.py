@@ -65,7 +65,8 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
               threading.BoundedSemaphore(max_decodes))
     counted = api.counted
     routes = [
-        Route("/", counted(api.page), methods=["GET"]),
+        # the page itself holds no secret: open, so a wrong ?token= gets its guidance, not JSON
+        Route("/", counted(api.page, open_route=True), methods=["GET"]),
         Route("/api/classify", counted(api.classify_upload), methods=["POST"]),
         Route("/api/latest", counted(api.latest), methods=["GET"]),
         Route("/api/correct", counted(api.correct), methods=["POST"]),
@@ -233,6 +234,7 @@ class Api:
         snap = self.state.snapshot()
         return JSONResponse({**(snap["latest"] or {"frame": None, "digit": None}),
                              "fps": snap["fps"], "camera_alive": snap["camera_alive"],
+                             "camera_error": no_paths(snap["camera_error"]),
                              "history": snap["history"], "collect": self.state.collect is not None})
 
     async def correct(self, request: Request) -> Response:
@@ -247,7 +249,7 @@ class Api:
             key = str(body["example"])
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"error": 'send {"example": ID, "label": "0"-"9" or "none"}'}, 400)
-        found = self.state.recorder(key)
+        found = self.state.kept(key)
         if found is None:
             return JSONResponse({"error": "that reading is no longer kept: read it again"}, 404)
         image, pred, source, frame = found

@@ -26,12 +26,24 @@ function showAge() {  // a stale reading says how old it is, every second
 }
 setInterval(showAge, 1000);
 
+const SETTLE_MS = 2000;  // a screen reader hears a reading once it has held this long
+let announceTimer = null;
+
+function announce(big) {  // settled changes only: not every flicker of the live reading
+  clearTimeout(announceTimer);
+  announceTimer = setTimeout(() => {
+    const said = big === "–" ? "no digit" : big;
+    if ($("digit").textContent === big && $("announce").textContent !== said) $("announce").textContent = said;
+  }, SETTLE_MS);
+}
+
 function showCurrent(r) {  // the big digit beside the stream
   heard = Date.now();
   const d = describe(r);
   $("digit").textContent = d.big;
   $("confidence").textContent = d.small;
   if (r.fps !== undefined) $("fps").textContent = `${r.fps.toFixed(1)} frames/s`;
+  announce(d.big);
   return d;
 }
 
@@ -39,8 +51,12 @@ let collecting = false;  // serve --collect: any reading can be corrected and ke
 
 function correctionPad(example, target) {  // "wrong? tap the right digit"
   if (!collecting || !example) return;
+  const kept = target.querySelector(".correct:not([data-saved])");
+  if (kept) { kept.dataset.example = example; return; }  // the same buttons: focus stays where it is
+  target.querySelectorAll(".correct").forEach((old) => old.remove());
   const pad = document.createElement("div");
   pad.className = "correct";
+  pad.dataset.example = example;
   const ask = document.createElement("span");
   ask.textContent = "wrong? tap the right digit:";
   pad.append(ask);
@@ -51,10 +67,10 @@ function correctionPad(example, target) {  // "wrong? tap the right digit"
     b.addEventListener("click", async () => {
       const res = await fetch(withToken("api/correct"), {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ example, label }) });
+        body: JSON.stringify({ example: pad.dataset.example, label }) });
       const r = await res.json().catch(() => ({}));
       pad.textContent = res.ok ? `kept as ${b.textContent}: thank you` : (r.error || `error ${res.status}`);
-      pad.dataset.saved = res.ok ? label : "";
+      pad.dataset.saved = res.ok ? label : "";  // a saved pad stays as it is; the next reading gets new buttons
     });
     pad.append(b);
   });
@@ -63,7 +79,7 @@ function correctionPad(example, target) {  // "wrong? tap the right digit"
 
 function showReading(r) {
   const d = showCurrent(r);
-  if (r.example) { $("camera-correct").innerHTML = ""; correctionPad(r.example, $("camera-correct")); }
+  if (r.example) correctionPad(r.example, $("camera-correct"));
   const li = document.createElement("li");
   const when = new Date(1000 * r.time).toLocaleTimeString();
   li.innerHTML = "";
@@ -77,15 +93,30 @@ function showReading(r) {
 
 const TOKEN_HELP = "token missing or changed (the server restarted?): open the URL mnist-edge serve printed";
 
+function showStream(on) {  // the stream, or why there is none
+  const was = !$("stream").hidden;
+  $("stream").hidden = !on;
+  if (on) { $("nocamera").hidden = true; $("camera-down").hidden = true; }
+  if (on && !was) $("stream").src = withToken("api/stream.mjpg?t=" + Date.now());
+}
+
 function showCamera(s) {  // the status event, at least every 5 s
   document.body.classList.toggle("stale", !s.camera_alive && s.camera_error !== null);
   if (s.camera_alive) {
     heard = Date.now();
+    showStream(true);  // a camera that came back: its stream, whatever the page showed before
     $("status").textContent = `camera live, ${s.fps.toFixed(1)} frames/s`;
     $("status").className = "muted";
+  } else if (s.camera_error) {  // the server retries: a short header, the reason in the card
+    $("status").textContent = "camera down, retrying";
+    $("status").className = "error";
+    $("status").title = s.camera_error;
+    $("camera-error").textContent = `The camera is not delivering frames (${s.camera_error}).`;
+    $("camera-down").hidden = false;
+    $("nocamera").hidden = true;
   } else {
-    $("status").textContent = s.camera_error ? `camera stopped: ${s.camera_error}` : "no camera";
-    $("status").className = s.camera_error ? "error" : "muted";
+    $("status").textContent = "no camera";
+    $("status").className = "muted";
   }
 }
 
@@ -101,6 +132,7 @@ async function start() {
   $("status").textContent = first.camera_alive ? "camera live" : "no camera";
   if (!first.camera_alive && first.frame === null) { $("nocamera").hidden = false; $("stream").hidden = true; }
   else { $("stream").src = withToken("api/stream.mjpg"); }
+  if (first.camera_error) showCamera(first);
   (first.history || []).slice().reverse().forEach(showReading);
   const events = new EventSource(withToken("api/events"));
   let away = false;
@@ -142,20 +174,31 @@ async function smaller(blob) {  // big photos are scaled in the browser before t
   } catch (_) { return blob; }  // not decodable here: let the Pi say why
 }
 
+const asked = { "photo-result": 0, "draw-result": 0 };  // the newest request per result: older answers are dropped
+
 async function classifyBlob(original, target) {
+  const mine = ++asked[target.id];
   target.textContent = "classifying…";
   delete target.dataset.digit;  // the previous answer no longer stands
+  if (target.id === "photo-result") $("preview").hidden = true;
+  if (original.size === 0) { target.textContent = "the file is empty: choose a photo"; return; }
   const blob = await smaller(original);
-  if (target.id === "photo-result") {  // a preview of what was sent
-    const img = $("preview"); img.src = URL.createObjectURL(blob); img.hidden = false;
+  if (target.id === "photo-result") {  // a preview of what was sent, once the browser can show it
+    const img = $("preview");
+    img.onload = () => { if (mine === asked[target.id]) img.hidden = false; };
+    img.onerror = () => { img.hidden = true; };
+    img.src = URL.createObjectURL(blob);
   }
+  const name = blob.name || "drawing.png";
   const body = new FormData();
-  body.append("file", blob, blob.name || "drawing.png");
+  body.append("file", blob, name);
   const res = await fetch(withToken("api/classify?top=3&crop=1"), { method: "POST", body });
-  const r = await res.json();
+  const r = await res.json().catch(() => ({}));
+  if (mine !== asked[target.id]) return;  // cleared or replaced meanwhile: this answer is stale
   if (!res.ok) {
     const why = { 401: TOKEN_HELP, 413: "the photo is too large for this server", 503: "the Pi is busy: try again" }[res.status];
-    target.textContent = why || (r.error || `error ${res.status}`).replace(/^[^:]*: /, "");
+    const error = r.error || `error ${res.status}`;
+    target.textContent = why || (error.startsWith(name + ": ") ? error.slice(name.length + 2) : error);
     return;
   }
   const d = describe(r);
@@ -183,7 +226,14 @@ drop.addEventListener("drop", (e) => { const f = e.dataTransfer.files[0]; if (f)
 // Drawing: pointer events serve mouse, pen and touch alike.
 const canvas = $("canvas");
 const ctx = canvas.getContext("2d");
-function clear() { ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height); $("draw-result").textContent = ""; }
+let pause = null;  // classify when a stroke ends (after a short pause for the next one)
+function clear() {  // also cancels a read that is pending or on its way
+  clearTimeout(pause);
+  asked["draw-result"]++;
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  $("draw-result").textContent = "";
+  delete $("draw-result").dataset.digit;
+}
 clear();
 let drawing = false;
 function point(e) { const b = canvas.getBoundingClientRect(); return [(e.clientX - b.left) * canvas.width / b.width, (e.clientY - b.top) * canvas.height / b.height]; }
@@ -193,7 +243,6 @@ canvas.addEventListener("pointermove", (e) => {
   ctx.lineWidth = 18; ctx.lineCap = "round"; ctx.lineJoin = "round"; ctx.strokeStyle = "#000";
   ctx.lineTo(...point(e)); ctx.stroke();
 });
-let pause = null;  // classify when a stroke ends (after a short pause for the next one)
 canvas.addEventListener("pointerup", () => {
   drawing = false;
   clearTimeout(pause);
