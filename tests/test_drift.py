@@ -4,6 +4,7 @@ and a video of digits the model reads unsurely against a clean one, through `cam
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
@@ -126,8 +127,8 @@ def test_serve_reports_drift_in_healthz_and_metrics(videos):
     for kind, want in (("clean", "ok"), ("unsure", "drift")):
         state = srv.LiveState()
         state.monitor = drift.Monitor(drift.reference_for(clf))
-        loop = srv.CameraLoop(lambda v=videos[kind]: sources.open_source(str(v)), Reader(clf), state,
-                              live=False, loop_files=False)
+        loop = srv.CameraLoop(functools.partial(sources.open_source, str(videos[kind])), Reader(clf),
+                              state, live=False, loop_files=False)
         loop.run()  # plays the video once, in this thread
         client = TestClient(srv.create_app(Reader(clf), state, source_name=str(videos[kind])))
         res = client.get("/healthz")
