@@ -164,6 +164,42 @@ def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFI
     }
 
 
+def diagnose(broker: Broker, ca_file: Path | None = None, timeout: float = 3.0) -> str | None:
+    """Why a connection to `broker` fails, in words, from one probe of its port (TCP, then a
+    TLS handshake as the client makes it): an unknown host, nothing listening, a certificate
+    not trusted or made for another name, a plain port given as mqtts://, a TLS port given as
+    mqtt://. None when the probe finds nothing wrong."""
+    try:
+        raw = socket.create_connection((broker.host, broker.port), timeout=timeout)
+    except socket.gaierror:
+        return f"{broker.host}: no such host"
+    except ConnectionRefusedError:
+        return f"nothing listens on port {broker.port}"
+    except OSError as e:
+        return f"no answer from {broker.host}:{broker.port} ({e.strerror or e})"
+    with raw:
+        if broker.tls:
+            context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+            try:
+                with context.wrap_socket(raw, server_hostname=broker.host):
+                    return None
+            except ssl.SSLCertVerificationError as e:
+                if "hostname" in str(e.verify_message) or "IP address mismatch" in str(e.verify_message):
+                    return (f"the broker's certificate is not made for {broker.host} "
+                            f"({e.verify_message}): connect by the name it was made for")
+                hint = "" if ca_file else ": give the CA that signed it with --mqtt-ca FILE"
+                return f"the broker's certificate is not trusted ({e.verify_message}){hint}"
+            except (ssl.SSLError, OSError):  # the other side answered, but not in TLS
+                return f"port {broker.port} does not speak TLS: is it a plain mqtt:// port?"
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        try:
+            with context.wrap_socket(raw, server_hostname=broker.host):
+                return f"port {broker.port} speaks TLS: use mqtts://{broker.host}:{broker.port}"
+        except (ssl.SSLError, OSError):
+            return None
+
+
 class Publisher:
     """One broker connection; call start(), then reading() and camera() from any thread,
     and close() at the end (publishes `offline`, clears nothing)."""
@@ -214,6 +250,10 @@ class Publisher:
         self._state_sent = 0.0  # when the reading was last handed over (for STATE_PERIOD)
         self._connected = False
         self._said: str | None = None  # the last connection state logged
+        self.ca_file = ca_file
+        self._diagnosis: threading.Thread | None = None  # a probe of the port, after a failure
+        self._ever_connected = False
+        self._refused = False
         self._closing = False
         self._answered = threading.Event()  # the broker accepted or refused us once
         self._worker = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
@@ -291,6 +331,8 @@ class Publisher:
     def close(self, timeout: float = 2.0) -> None:
         """Publish what is pending (up to `timeout` s), then `offline`, and disconnect."""
         self._answered.wait(timeout)
+        if self._diagnosis is not None:  # a cause being probed is said before the end
+            self._diagnosis.join(timeout + 3)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._wake:
@@ -331,10 +373,12 @@ class Publisher:
     # -- paho callbacks (its network thread) --
     def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any, _props: Any) -> None:
         if getattr(reason, "is_failure", False):
+            self._refused = True  # the broker answered: its reason is the news, no probe
             self._answered.set()
             self._say(f"mqtt: {self.broker.describe()} refused the connection ({reason}); "
                       "retrying")
             return
+        self._ever_connected = True
         self._say(f"mqtt: connected to {self.broker.describe()} as {self.base}")
         client.publish(f"{self.base}/availability", "online", qos=1, retain=True)
         for topic, config in self.discovery.items():
@@ -361,15 +405,34 @@ class Publisher:
                 self._wake.notify()
 
     def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
+        self._explain()
         self._answered.set()
-        self._say(f"mqtt: cannot reach {self.broker.describe()}; retrying")
+
+    def _explain(self) -> None:
+        """Says why the broker cannot be reached (a probe of its port, in a thread of its own
+        so paho's loop goes on), once per cause."""
+        if self._diagnosis is not None and self._diagnosis.is_alive():
+            return
+
+        def probe() -> None:
+            cause = diagnose(self.broker, self.ca_file)
+            self._say(f"mqtt: cannot reach {self.broker.describe()}"
+                      + (f": {cause}" if cause else "") + "; retrying")
+
+        self._diagnosis = threading.Thread(target=probe, name="mqtt-diagnosis", daemon=True)
+        self._diagnosis.start()
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
                        _props: Any) -> None:
         with self._wake:
             self._connected = False
-        if not self._closing:
-            self._say(f"mqtt: lost {self.broker.describe()} ({reason}); reconnecting")
+        if self._closing:
+            return
+        if not self._ever_connected and not self._refused:  # no CONNACK: e.g. mqtt:// to TLS
+            self._explain()
+            self._answered.set()
+            return
+        self._say(f"mqtt: lost {self.broker.describe()} ({reason}); reconnecting")
 
     def _say(self, message: str) -> None:
         state = message.split(" (")[0]
