@@ -577,3 +577,59 @@ def test_real_browser_what_users_hit(tmp_path):
             browser.close()
     finally:
         server.close()
+
+
+# pixels a canvas has drawn (alpha > 0)
+DRAWN = ("c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+         " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }")
+
+
+@pytest.mark.slow
+def test_real_browser_history_view(tmp_path):
+    """The page's history view (#28.2), drawn by the page itself (nothing fetched from
+    elsewhere): the readings over time and their confidence, on a phone and on a desktop
+    (screenshots in ci-reports/ and docs/), a range to choose and the CSV to download; without
+    a history (serve --no-history) the card stays hidden."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from mnist_edge.device.live.history import History
+
+    server = Running(str(VIDEO), token="t")
+    server.state.recorder = History(tmp_path / "h.sqlite3")
+    try:
+        deadline = time.monotonic() + 30
+        while server.state.recorder.written < 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert server.state.recorder.written >= 8
+        with sync_api.sync_playwright() as p:
+            browser = _chromium(p)
+            for name, viewport in (("phone", {"width": 412, "height": 915}),
+                                   ("desktop", {"width": 1280, "height": 800})):
+                page = browser.new_page(viewport=viewport)
+                requests: list[str] = []
+                page.on("request", lambda r, seen=requests: seen.append(r.url))
+                page.goto(server.url + "/?token=t")
+                page.wait_for_selector("#history-card", state="visible", timeout=15000)
+                assert int(page.get_attribute("#history-card", "data-count") or 0) >= 8
+                assert "readings" in page.inner_text("#history-summary")
+                for chart in ("#timeline", "#confidence-chart"):
+                    assert page.eval_on_selector(chart, DRAWN) > 200, chart  # drawn, not blank
+                card = page.locator("#history-card")
+                card.scroll_into_view_if_needed()
+                card.screenshot(path=str(SCREENSHOTS / f"serve_history_{name}.png"))
+                assert all(u.startswith(server.url) or u.startswith(("data:", "blob:")) for u in requests)
+            page.click("#history-ranges button[data-range='1h']")
+            page.wait_for_function("document.querySelector(\"#history-ranges button[data-range='1h']\")"
+                                   ".getAttribute('aria-pressed') === 'true'")
+            href = page.get_attribute("#history-csv", "href") or ""
+            assert "format=csv" in href and "token=t" in href
+            csv_text = page.evaluate("async (u) => (await fetch(u)).text()", href)
+            assert csv_text.startswith("iso_time,time,digit") and len(csv_text.splitlines()) >= 9
+            server.state.recorder.close()
+            server.state.recorder = None  # as with --no-history: the card is not shown
+            page.reload()
+            page.wait_for_function("document.getElementById('status').textContent !== 'connecting…'")
+            time.sleep(0.5)
+            assert not page.is_visible("#history-card")
+            browser.close()
+    finally:
+        server.close()

@@ -252,4 +252,98 @@ canvas.addEventListener("pointerdown", () => clearTimeout(pause));
 $("clear").addEventListener("click", clear);
 $("classify-drawing").addEventListener("click", () => canvas.toBlob((b) => classifyBlob(b, $("draw-result")), "image/png"));
 
-start().catch((e) => { $("status").textContent = "cannot reach the Pi: " + e; });
+// History: the readings the Pi kept (GET /api/history), drawn here: no library, works offline.
+const RANGES = { "1h": 3600, "24h": 86400, "7d": 604800 };
+let range = "24h";
+
+function chartContext(canvas) {  // a canvas sharp on any screen, sized by its CSS box
+  const ratio = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth, h = canvas.clientHeight;
+  canvas.width = Math.round(w * ratio); canvas.height = Math.round(h * ratio);
+  const c = canvas.getContext("2d");
+  c.setTransform(ratio, 0, 0, ratio, 0, 0);
+  c.clearRect(0, 0, w, h);
+  c.font = "12px system-ui, sans-serif";
+  c.fillStyle = c.strokeStyle = getComputedStyle(canvas).color;
+  return [c, w, h];
+}
+
+function drawTimeline(rows, since, until) {  // each reading: a dot at its time and digit ("–": none)
+  const [c, w, h] = chartContext($("timeline"));
+  const left = 22, bottom = 18, top = 6, rowH = (h - top - bottom) / 11;
+  const y = (r) => top + rowH * (r.digit === null ? 10.5 : 9.5 - r.digit);
+  c.globalAlpha = 0.35;
+  for (let d = 0; d <= 10; d++) c.fillRect(left, top + rowH * (d + 0.5), w - left, 0.5);
+  c.globalAlpha = 1;
+  c.textAlign = "right"; c.textBaseline = "middle";
+  for (let d = 0; d <= 9; d++) c.fillText(String(d), left - 6, top + rowH * (9.5 - d));
+  c.fillText("–", left - 6, top + rowH * 10.5);
+  const x = (t) => left + (w - left - 4) * (t - since) / Math.max(1, until - since);
+  c.textAlign = "center"; c.textBaseline = "alphabetic";
+  const ticks = w < 500 ? 2 : 4;  // labels that fit
+  const long = until - since > 86400;
+  for (let i = 0; i <= ticks; i++) {
+    const t = since + (until - since) * i / ticks;
+    const when = new Date(1000 * t);
+    const label = long ? when.toLocaleDateString([], { month: "short", day: "numeric" })
+      : when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    c.textAlign = i === 0 ? "left" : i === ticks ? "right" : "center";
+    c.fillText(label, x(t), h - 4);
+  }
+  rows.forEach((r) => {  // sure readings solid, unsure ones faint
+    c.globalAlpha = r.confidence === null ? 0.5 : 0.25 + 0.75 * r.confidence;
+    c.fillStyle = r.digit === null ? "#888" : getComputedStyle(document.documentElement).getPropertyValue("--accent");
+    c.beginPath(); c.arc(x(r.time), y(r), 3, 0, 2 * Math.PI); c.fill();
+  });
+  c.globalAlpha = 1;
+}
+
+function drawConfidence(rows) {  // how sure the readings were: ten bars, 0-100 %
+  const [c, w, h] = chartContext($("confidence-chart"));
+  const counts = new Array(10).fill(0);
+  rows.forEach((r) => { if (r.digit !== null && r.confidence !== null) counts[Math.min(9, Math.floor(r.confidence * 10))]++; });
+  const most = Math.max(1, ...counts), bottom = 18, barW = (w - 4) / 10;
+  c.textAlign = "center";
+  counts.forEach((n, i) => {
+    const barH = (h - bottom - 14) * n / most;
+    c.fillStyle = getComputedStyle(document.documentElement).getPropertyValue("--accent");
+    c.fillRect(2 + i * barW + 2, h - bottom - barH, barW - 4, barH);
+    c.fillStyle = getComputedStyle($("confidence-chart")).color;
+    if (n) c.fillText(String(n), 2 + (i + 0.5) * barW, h - bottom - barH - 3);
+    if (i % 2 === 0) c.fillText(`${i * 10}%`, 2 + i * barW + 8, h - 4);
+  });
+  c.fillText("100%", w - 14, h - 4);
+  return counts;
+}
+
+async function showHistory() {
+  const since = Math.floor(Date.now() / 1000) - RANGES[range];
+  const query = `since=${RANGES[range]}s`;
+  const res = await fetch(withToken(`api/history?${query}`));
+  if (res.status === 404) { $("history-card").hidden = true; return; }  // serve --no-history
+  if (!res.ok) { $("history-summary").textContent = `history: error ${res.status}`; return; }
+  const body = await res.json();
+  const rows = body.readings;
+  $("history-card").hidden = false;
+  $("history-card").dataset.count = String(rows.length);
+  const read = rows.filter((r) => r.digit !== null || r.number);
+  const sure = read.filter((r) => r.confidence !== null);
+  const mean = sure.length ? sure.reduce((a, r) => a + r.confidence, 0) / sure.length : null;
+  $("history-summary").textContent = rows.length
+    ? `${rows.length} readings, ${(100 * (1 - read.length / rows.length)).toFixed(0)}% no digit` +
+      (mean === null ? "" : `, mean confidence ${(100 * mean).toFixed(1)}%`)
+    : "no readings in this time";
+  $("history-csv").href = withToken(`api/history?${query}&format=csv`);
+  drawTimeline(rows, since, Math.floor(Date.now() / 1000));
+  drawConfidence(rows);
+}
+
+document.querySelectorAll("#history-ranges button").forEach((b) => b.addEventListener("click", () => {
+  range = b.dataset.range;
+  document.querySelectorAll("#history-ranges button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
+  showHistory().catch(() => {});
+}));
+setInterval(() => { if (!document.hidden) showHistory().catch(() => {}); }, 30000);
+window.addEventListener("resize", () => showHistory().catch(() => {}));
+
+start().then(() => showHistory()).catch((e) => { $("status").textContent = "cannot reach the Pi: " + e; });
