@@ -344,22 +344,23 @@ def test_tls_with_a_self_signed_ca(tmp_path):
         (tmp_path / "plain").mkdir()
         plain = Broker(tmp_path / "plain", extra="allow_anonymous true\n").start()
         try:
-            for url, extra, said in (
+            cases: list[tuple[str, list[str], str | None]] = [
                     (f"mqtts://127.0.0.1:{b.port}", [], "certificate is not trusted"),
                     (f"mqtts://localhost:{b.port}", ["--mqtt-ca", str(tmp_path / "ca.crt")], None),
                     (f"mqtts://127.0.0.1:{plain.port}", [], "does not speak TLS"),
                     (f"mqtt://127.0.0.1:{b.port}", [], f"speaks TLS: use mqtts://127.0.0.1:{b.port}"),
-                    (f"mqtt://127.0.0.1:{free_port()}", [], "nothing listens on port")):
+                    (f"mqtt://127.0.0.1:{free_port()}", [], "nothing listens on port")]
+            for url, extra, wanted in cases:
                 res = subprocess.run([sys.executable, "-m", "mnist_edge.device.cli", "camera",
                                       "--source", str(VIDEO), "--frames", "20", "--mqtt", url, *extra],
                                      capture_output=True, text=True, timeout=120)
                 assert res.returncode == 0, res.stderr
-                if said is None:  # the right CA and the name the certificate was made for
+                if wanted is None:  # the right CA and the name the certificate was made for
                     assert "mqtt: connected to mqtts://localhost" in res.stderr, res.stderr
                     continue
                 failures = [line for line in res.stderr.splitlines() if "cannot reach" in line]
-                assert len(failures) == 1 and said in failures[0], res.stderr
-                if "not trusted" in said:
+                assert len(failures) == 1 and wanted in failures[0], res.stderr
+                if "not trusted" in wanted:
                     assert "--mqtt-ca" in failures[0]
         finally:
             plain.stop()
