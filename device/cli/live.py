@@ -217,6 +217,12 @@ def serve(
                        "correct any reading ('wrong? tap the right digit'); each correction is "
                        "saved in DIR as `mnist-edge collect` saves examples.",
                        show_default=False)] = None,
+    unsure_below: Annotated[float, typer.Option("--unsure-below", min=0.0, max=1.0, metavar="P",
+                            help="With --collect: camera readings less sure than this (or whose "
+                            "two best digits are close) wait on the page for a label, in "
+                            "DIR/.unsure/.")] = 0.9,
+    unsure_mib: Annotated[float, typer.Option("--unsure-mib", min=0.1, metavar="MIB", help="With "
+                          "--collect: the unsure readings' size cap; the oldest go first.")] = 50.0,
     history: HistoryOpt = None,
     no_history: NoHistoryOpt = False,
     keep_days: KeepDaysOpt = 90.0,
@@ -277,8 +283,11 @@ def serve(
     reload_on_sighup(reader, lambda: support.load(model, runtime, threads, trust_model), say,
                      then=reloaded)
     if collect is not None:
+        from mnist_edge.device.live.spool import Spool
+
         support.writable_folder(collect, "--collect")
         state.collect = collect
+        state.spool = Spool(collect, cap_mib=unsure_mib, below=unsure_below)
     # A camera that is missing or fails is retried in the background while upload and
     # drawing keep working; /healthz says "degraded" (503) until it delivers frames.
     loop = srv.CameraLoop(open_source, reader, state, stable=stable, live=live,

@@ -15,8 +15,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_edge.device.errors import CameraError
+from mnist_edge.device.live import collect as collecting
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.live.loop import Reader, Stable, reading_of
+from mnist_edge.device.live.spool import unsure
 from mnist_edge.device.live.state import LiveState
 
 try:
@@ -127,9 +129,7 @@ class CameraLoop(threading.Thread):
                 reading = self.reader.describe(preds, number, getattr(source, "current", None))
                 changed = change.update(reading_of(preds, self.reader.multi))
                 if changed and self.state.collect is not None and not self.reader.multi:
-                    region = self.reader.roi(frame).cut(frame)
-                    reading["example"] = self.state.keep(region, preds[0], f"camera frame {number}",
-                                                         number)
+                    self._keep(frame, preds[0], reading, number)
                 jpeg = annotate(frame, self.reader.roi(frame), _label(reading))
                 recent.append(time.perf_counter())
                 span = recent[-1] - recent[0]
@@ -148,6 +148,19 @@ class CameraLoop(threading.Thread):
             with self.state.lock:
                 self.state.metrics.reconnects = getattr(source, "reconnects", 0)
             source.close()
+
+    def _keep(self, frame: np.ndarray, pred: Any, reading: dict[str, Any], number: int) -> None:
+        """With --collect: the reading can be corrected on the page, and an unsure one waits
+        in the spool for a person to label."""
+        region = self.reader.roi(frame).cut(frame)
+        source = f"camera frame {number}"
+        reading["example"] = self.state.keep(region, pred, source, number)
+        spool = self.state.spool
+        if spool is not None and unsure(pred, spool.below):
+            try:
+                spool.add(region, pred, collecting.record(self.reader.clf, pred, source, number))
+            except OSError as e:  # a full disk: said, and the camera goes on
+                self.log(f"unsure readings: cannot keep one ({e.strerror or e})")
 
     def _monitor(self, pred: Any, number: int) -> None:
         """The drift monitor sees every frame; MQTT gets its state every HEALTH_EVERY frames."""

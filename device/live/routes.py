@@ -72,6 +72,8 @@ def create_app(reader: Reader, state: LiveState, *, token: str | None = None,
         Route("/api/correct", counted(api.correct), methods=["POST"]),
         Route("/api/events", counted(api.events), methods=["GET"]),
         Route("/api/history", counted(api.history), methods=["GET"]),
+        Route("/api/unsure", counted(api.unsure), methods=["GET"]),
+        Route("/api/unsure/{item}", counted(api.unsure_item), methods=["GET", "POST", "DELETE"]),
         Route("/api/stream.mjpg", counted(api.mjpeg), methods=["GET"]),
         Route("/healthz", counted(api.healthz, open_route=True), methods=["GET"]),
         Route("/metrics", counted(api.metrics), methods=["GET"]),
@@ -263,6 +265,38 @@ class Api:
         except OSError as e:
             return JSONResponse({"error": f"cannot save the example ({e.strerror or e})"}, 500)
         return JSONResponse({"saved": f"{label}/{path.name}", "label": label})
+
+    async def unsure(self, _request: Request) -> Response:
+        """serve --collect: the unsure readings waiting for a label, newest first."""
+        spool = self.state.spool
+        if spool is None:
+            return JSONResponse({"error": "collecting is off (start serve with --collect DIR)"}, 404)
+        items = await run_in_threadpool(spool.items)
+        return JSONResponse({"items": items, "count": len(items)})
+
+    async def unsure_item(self, request: Request) -> Response:
+        """GET: the item's frame (?crop=1: the 28x28); POST {"label": "3"|"none"}: file it
+        as an example; DELETE: drop it."""
+        spool, key = self.state.spool, request.path_params["item"]
+        if spool is None:
+            return JSONResponse({"error": "collecting is off (start serve with --collect DIR)"}, 404)
+        gone = JSONResponse({"error": "no such unsure reading (labelled or dropped meanwhile)"}, 404)
+        if request.method == "GET":
+            crop = yes(request.query_params.get("crop"))
+            png = await run_in_threadpool(spool.image, key.removesuffix(".png"), crop)
+            return gone if png is None else Response(png, media_type="image/png",
+                                                     headers={"Cache-Control": "no-store"})
+        if request.method == "DELETE":
+            return JSONResponse({"dropped": key}) if await run_in_threadpool(spool.discard, key) else gone
+        try:
+            label = examples.label_of(str((await request.json())["label"]))
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": 'send {"label": "0"-"9" or "none"}'}, 400)
+        try:
+            path = await run_in_threadpool(spool.label, key, label)
+        except OSError as e:
+            return JSONResponse({"error": f"cannot save the example ({e.strerror or e})"}, 500)
+        return gone if path is None else JSONResponse({"saved": f"{label}/{path.name}", "label": label})
 
     async def history(self, request: Request) -> Response:
         """The kept readings: ?since=&until= (as `mnist-edge history`), &limit=N newest,

@@ -122,6 +122,7 @@ class LiveState:
         self.publisher: Any = None  # live.mqtt.Publisher, when serve --mqtt
         self.recorder: Any = None  # live.history.History, unless --no-history
         self.monitor: Any = None  # evaluation.drift.Monitor: the field against the reference
+        self.spool: Any = None  # live.spool.Spool: unsure readings to label (with --collect)
         self.closing = threading.Event()  # set by close() on SIGINT/SIGTERM: streams end at once
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self.collect: Path | None = None  # serve --collect DIR: corrections are saved there

@@ -346,4 +346,46 @@ document.querySelectorAll("#history-ranges button").forEach((b) => b.addEventLis
 setInterval(() => { if (!document.hidden) showHistory().catch(() => {}); }, 30000);
 window.addEventListener("resize", () => showHistory().catch(() => {}));
 
-start().then(() => showHistory()).catch((e) => { $("status").textContent = "cannot reach the Pi: " + e; });
+// Unsure readings (serve --collect): a grid to label with one tap each.
+async function showUnsure() {
+  if (!collecting) return;
+  const res = await fetch(withToken("api/unsure"));
+  if (!res.ok) return;
+  const { items } = await res.json();
+  const grid = $("unsure-grid");
+  const wanted = new Set(items.map((it) => it.id));
+  grid.querySelectorAll(".tile").forEach((t) => { if (!wanted.has(t.dataset.id)) t.remove(); });
+  items.slice().reverse().forEach((it) => {  // newest first, tiles kept as they are (focus stays)
+    if (grid.querySelector(`.tile[data-id="${it.id}"]`)) return;
+    const tile = document.createElement("div");
+    tile.className = "tile"; tile.dataset.id = it.id;
+    const img = document.createElement("img");
+    img.src = withToken(`api/unsure/${it.id}.png`);
+    img.alt = `an unsure reading: the model read ${it.read === null ? "no digit" : it.read}`;
+    const said = document.createElement("div");
+    said.className = "muted";
+    said.textContent = (it.read === null ? "read: no digit" : `read ${it.read}`) +
+      (it.confidence === null ? "" : ` (${(100 * it.confidence).toFixed(0)}%)`) +
+      ` · ${new Date(1000 * it.time).toLocaleTimeString()}`;
+    const labels = document.createElement("div");
+    labels.className = "labels";
+    [..."0123456789", "none"].forEach((label) => {
+      const b = document.createElement("button");
+      b.textContent = label === "none" ? "not a digit" : label;
+      b.dataset.label = label;
+      b.addEventListener("click", async () => {
+        const r = await fetch(withToken(`api/unsure/${it.id}`), {
+          method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label }) });
+        if (r.ok) { tile.remove(); } else { said.textContent = ((await r.json().catch(() => ({}))).error) || `error ${r.status}`; }
+        $("unsure-card").hidden = !grid.children.length;
+      });
+      labels.append(b);
+    });
+    tile.append(img, said, labels);
+    grid.prepend(tile);
+  });
+  $("unsure-card").hidden = !grid.children.length;
+}
+setInterval(() => { if (!document.hidden) showUnsure().catch(() => {}); }, 5000);
+
+start().then(() => { showUnsure().catch(() => {}); return showHistory(); }).catch((e) => { $("status").textContent = "cannot reach the Pi: " + e; });
