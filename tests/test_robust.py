@@ -252,12 +252,19 @@ def test_second_reading_rule():
     digit = np.array([0.0, 0.95, *[0.005] * 8, 0.0], np.float32)
     unsure = np.array([0.0, 0.6, *[0.04] * 8, 0.08], np.float32)
     nothing = np.array([*[0.0] * 10, 1.0], np.float32)
-    assert decision.second_wins(None, digit)
-    assert decision.second_wins(nothing, digit)
-    assert not decision.second_wins(nothing, unsure)  # below the floor: keep "no digit"
-    assert not decision.second_wins(digit, digit)  # a sure first reading stands
+    assert decision.second_wins([None], [digit])
+    assert decision.second_wins([nothing], [digit])
+    assert decision.second_wins([], [unsure, digit])  # with --multi: any sure second digit
+    assert not decision.second_wins([nothing], [unsure])  # below the floor: keep "no digit"
+    assert not decision.second_wins([digit], [digit])  # a sure first reading stands
+    assert not decision.second_wins([unsure, digit], [digit])  # any sure first digit stands
     assert decision.label(nothing, digit) == 1 and decision.label(nothing, unsure) == 10
     assert decision.label(unsure, None) == 1 and decision.label(unsure, None, 0.9) == 10
+    # the rule follows the params it is given (it ignored them)
+    from dataclasses import replace
+
+    strict = replace(decision.DEFAULT, second_confidence=0.99)
+    assert decision.label(nothing, digit) == 1 and decision.label(nothing, digit, params=strict) == 10
 
 
 def test_a_sheet_on_a_desk_is_searched_when_the_sheet_is_the_majority():

@@ -10,6 +10,7 @@ no sure digit and the second is one (Params.second_confidence).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,15 +76,17 @@ def sure(probs: np.ndarray | None, p: Params = DEFAULT) -> bool:
     return answer(probs, p.second_confidence)[0] is not None
 
 
-def second_wins(first: np.ndarray | None, second: np.ndarray | None, p: Params = DEFAULT) -> bool:
-    """The second reading replaces the first when the first is no sure digit and it is."""
-    return not sure(first, p) and sure(second, p)
+def second_wins(first: Sequence[np.ndarray | None], second: Sequence[np.ndarray | None],
+                p: Params = DEFAULT) -> bool:
+    """The one rule of the second reading (outputs of each cut digit): it replaces the first
+    when no first answer is a sure digit and a second one is."""
+    return not any(sure(o, p) for o in first) and any(sure(o, p) for o in second)
 
 
 def label(first: np.ndarray | None, second: np.ndarray | None = None,
-          min_confidence: float = 0.0) -> int:
+          min_confidence: float = 0.0, params: Params = DEFAULT) -> int:
     """The answer as a class index (0-9, or NONE): what accuracy is measured on."""
-    probs = second if second_wins(first, second) else first
+    probs = second if second_wins([first], [second], params) else first
     digit, _ = answer(probs, min_confidence)
     return NONE if digit is None else digit
 
@@ -111,10 +114,11 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
     outputs = [clf.predict_one(d.pixels) for d in digits]
     preds = [prediction(o, d, min_confidence) for o, d in zip(outputs, digits, strict=True)]
     if not any(sure(o, params) for o in outputs) and pipeline.doubt_polarity(image, params):
-        floor = max(min_confidence, params.second_confidence)
-        again = [predict(clf, d, floor, second=True)
-                 for d in pipeline.cut(image, multi, params, trace, dark=True)]
-        taken = any(p.digit is not None for p in again)
+        floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
+        cut_again = pipeline.cut(image, multi, params, trace, dark=True)
+        outputs_again = [clf.predict_one(d.pixels) for d in cut_again]
+        again = [prediction(o, d, floor, second=True) for o, d in zip(outputs_again, cut_again, strict=True)]
+        taken = second_wins(outputs, outputs_again, params) and any(p.digit is not None for p in again)
         if taken:
             preds = again
         if trace is not None:
