@@ -34,24 +34,29 @@ def test_psi_and_bins():
 
 
 def test_monitor_states():
-    ref = {"confidence_histogram": drift.histogram([0.999] * 100)}
-    m = drift.Monitor(ref, window=100, min_frames=50)
-    for _ in range(49):
-        m.observe(_pred(0.999))
+    usual = [0.999] * 70 + [0.3, 0.6, 0.75, 0.85, 0.92, 0.96, 0.985, 0.995, 0.97, 0.93] * 3
+    ref = {"confidence_histogram": drift.histogram(usual)}
+    m = drift.Monitor(ref, window=200, min_frames=100)
+    for c in usual[:99]:
+        m.observe(_pred(c))
     assert m.status()["state"] == "warming up" and m.status()["psi"] is None
     for _ in range(10):
         m.observe(_pred(None, NO_INK))  # "no digit" is reported, not part of the drift measure
-        m.observe(_pred(0.999))
+    m.observe(_pred(usual[99]))
     status = m.status()
     assert status["state"] == "ok" and status["psi"] < 0.1
-    assert status["no_digit_by_reason"] == {NO_INK: 10} and status["no_digit_share"] == round(10 / 69, 4)
-    for _ in range(100):  # unsure readings (also those below --min-confidence) push the window out
+    assert status["no_digit_by_reason"] == {NO_INK: 10} and status["no_digit_share"] == round(10 / 110, 4)
+    surer = drift.Monitor(ref, window=200, min_frames=100)
+    for _ in range(200):  # a field surer than the reference: a shift, but no alarm (one-sided)
+        surer.observe(_pred(0.9999))
+    assert surer.status()["psi"] >= drift.PSI_DRIFT and surer.status()["state"] == "ok"
+    for _ in range(200):  # unsure readings (also those below --min-confidence) push the window out
         m.observe(_pred(0.6, LOW_CONFIDENCE if _ % 2 else None))
     status = m.status()
-    assert status["state"] == "drift" and status["psi"] >= drift.PSI_DRIFT and status["frames"] == 100
+    assert status["state"] == "drift" and status["psi"] >= drift.PSI_DRIFT and status["frames"] == 200
     m.reset(None)
     assert m.status()["state"] == "no reference" and m.status()["frames"] == 0
-    assert m.none_total[NO_INK] == 10 and sum(m.confidence_counts) == 159  # since the start
+    assert m.none_total[NO_INK] == 10 and sum(m.confidence_counts) == 300  # since the start
     m.observe(_pred(None, MODEL_NONE))
     assert "drift: no reference (1 frames; 100.0% no digit)" == drift.summary(m.status())
 
