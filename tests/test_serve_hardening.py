@@ -290,6 +290,14 @@ def test_unknown_routes_and_methods_answer_json_and_the_api_documents_its_token(
     assert doc["openapi"].startswith("3.1")
     assert set(doc["components"]["securitySchemes"]) == {"bearer", "query"}
     assert doc["paths"]["/healthz"]["get"]["security"] == [] and doc["security"]
+    # every endpoint of the app is in the document, with each of its methods
+    from starlette.routing import Route
+
+    app = srv.create_app(reader, srv.LiveState())
+    for route in app.routes:
+        if isinstance(route, Route) and route.path not in ("/", "/openapi.json"):
+            methods = {m.lower() for m in (route.methods or ())} - {"head"}
+            assert methods <= set(doc["paths"][route.path]), route.path
 
 
 def test_a_generated_token_is_kept_across_restarts(monkeypatch, tmp_path):

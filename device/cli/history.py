@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mnist_edge.device.cli.app import app, one_line_errors, say
-from mnist_edge.device.cli.options import HistoryOpt, JsonOpt
+from mnist_edge.device.cli.options import JsonOpt
 from mnist_edge.device.errors import UsageError
 
 
@@ -20,12 +20,14 @@ def history(
                      "2026-12-01T09:00, local time).", show_default=False)] = None,
     until: Annotated[str | None, typer.Option("--until", metavar="WHEN", help="Up to this "
                      "time (same forms as --since).", show_default=False)] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Only the newest "
-                     "N readings.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, metavar="N", help="Only the "
+                     "newest N readings.", show_default=False)] = None,
     json_out: JsonOpt = False,
     csv_out: Annotated[bool, typer.Option("--csv", help="CSV with a header on stdout (for a "
                        "spreadsheet).")] = False,
-    path: HistoryOpt = None,
+    path: Annotated[Path | None, typer.Option("--history", metavar="FILE", help="The history to "
+                    "read (default: the one camera and serve keep, "
+                    "~/.local/state/mnist-edge/history.sqlite3).", show_default=False)] = None,
 ) -> None:
     """Print the readings `camera` and `serve` kept (oldest first), with a summary line on
     stderr: how many, the share of "no digit" and the mean confidence. Exit 2 when there is

@@ -74,8 +74,9 @@ def camera(
 ) -> None:
     """Classify live camera frames (Pi camera, webcam), a video file or a folder of frames.
 
-    Prints the digit when it changes (or a JSON line per frame) and frames/s at the end;
-    with --mqtt, publishes each new reading (Home Assistant finds the device)."""
+    Prints the digit when it changes (or a JSON line per frame), frames/s and the drift state
+    at the end; keeps each new reading in the history (`mnist-edge history`); with --mqtt,
+    publishes it (Home Assistant finds the device)."""
     from mnist_edge.device.live.loop import run_camera
 
     if mqtt_forget:
@@ -237,8 +238,10 @@ def serve(
     """A live view and an HTTP API for a headless Pi (needs the [serve] extra).
 
     Open the printed URL on a phone: the camera stream with the reading, photo upload and a
-    drawing canvas. API: POST /api/classify, GET /api/latest, /api/events, /api/stream.mjpg,
-    /healthz, /metrics. Ctrl-C or SIGTERM stops it with a summary line."""
+    drawing canvas, the history of readings (and with --collect the unsure ones to label).
+    API: POST /api/classify, GET /api/latest, /api/events, /api/stream.mjpg, /api/history,
+    /healthz (with the drift state), /metrics; /openapi.json lists them all. Ctrl-C or SIGTERM
+    stops it with a summary line."""
     missing = [m for m in ("starlette", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
     if missing:
         raise UsageError("`mnist-edge serve` needs the serve extra: pip install 'mnist-edge[serve]'"

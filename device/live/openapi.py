@@ -46,6 +46,27 @@ OPENAPI: dict[str, Any] = {
                                "label": {"type": "string", "enum": examples.LABELS}}}}}},
             "responses": {"200": {"description": "saved"}, "400": {"description": "bad body"},
                           "404": {"description": "collecting off, or the reading is gone"}}}},
+        "/api/unsure": {"get": {
+            "summary": "serve --collect: the readings the model was unsure of, waiting for a label",
+            "responses": {"200": {"description": "{items: [{id, time, read, confidence, ...}], count}"},
+                          "404": {"description": "collecting is off"}}}},
+        "/api/unsure/{item}": {
+            "parameters": [{"name": "item", "in": "path", "required": True,
+                            "schema": {"type": "string"},
+                            "description": "an item's id (with .png for its frame)"}],
+            "get": {"summary": "The item's frame as PNG (?crop=1: the 28x28 the model saw)",
+                    "parameters": [{"name": "crop", "in": "query", "schema": {"type": "boolean"}}],
+                    "responses": {"200": {"description": "image/png"},
+                                  "404": {"description": "no such item"}}},
+            "post": {"summary": "File the item as an example of a label (as `collect` saves)",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                         "type": "object", "required": ["label"],
+                         "properties": {"label": {"type": "string", "enum": examples.LABELS}}}}}},
+                     "responses": {"200": {"description": "saved"}, "400": {"description": "bad body"},
+                                   "404": {"description": "no such item"}}},
+            "delete": {"summary": "Drop the item",
+                       "responses": {"200": {"description": "dropped"},
+                                     "404": {"description": "no such item"}}}},
         "/api/history": {"get": {
             "summary": "The kept readings (camera and uploads), oldest first",
             "parameters": [
