@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mnist_edge.device.errors import UsageError
 
@@ -65,7 +66,7 @@ def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
     if read_only:
         if not path.is_file():
             raise UsageError(f"{path}: no history yet (camera and serve keep one; see --history)")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True, timeout=5)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         # used by the writer thread after the opening checks here; explicit transactions

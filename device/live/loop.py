@@ -200,8 +200,9 @@ def run_camera(clf: Classifier, spec: str, *, frames: int | None, roi: str | Non
         if window is not None:
             window.close()
     _report(say, told.count, told.start, source)
-    if monitor.reference is not None and told.count:
-        say(drift.summary(monitor.status()))
+    status = monitor.status()
+    if status["state"] in ("ok", "drift"):  # enough frames to say (a photo or two: nothing)
+        say(drift.summary(status))
     if told.count == 0 and skipped and not source.live:
         say(f"error: {source.name}: no readable frame ({len(skipped)} skipped)")
         return 2

@@ -75,10 +75,12 @@ class Spool:
             self._keep_under_cap()
         return key
 
-    def items(self) -> list[dict[str, Any]]:
-        """Every complete item's record with its `id`, newest first."""
-        found = []
+    def items(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The newest `limit` complete items' records with their `id`, newest first."""
+        found: list[dict[str, Any]] = []
         for path in sorted(self.folder.glob("*.json"), reverse=True):
+            if len(found) >= limit:
+                break
             if not ITEM.fullmatch(path.stem):
                 continue
             try:
