@@ -14,7 +14,7 @@ REALPHOTOS ?= ../shared/realphotos-dev
 .PHONY: install train convert check bundle bench demo test test-fast lint clean \
 	train-robust convert-robust check-robust bundle-robust robustness kfold dense pi-check fonts \
 	localiser convert-localiser bundle-localiser localiser-ab reproduce record-prefixes test-deps \
-	reference-distribution
+	reference-distribution params-sweep
 
 $(BIN)/mnist-edge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ check: $(BIN)/mnist-edge  ## accuracy gate on the converted models (exit 1 when 
 
 bundle: $(BIN)/mnist-edge  ## convert, and when the gate passes copy int8+float32 into device/models
 	$(BIN)/mnist-edge convert --model $(MODELS)/mnist_cnn.keras --layer-report --c-array --bundle $(CONVERT_ARGS)
+
+params-sweep: $(BIN)/mnist-edge  ## each reading parameter up and down: which changes no fast reading test notices
+	$(BIN)/python tools/params_sweep.py --jobs 2
 
 reference-distribution: $(BIN)/mnist-edge  ## record the bundled models' reference distributions (what `convert` records for new ones)
 	$(BIN)/python -m mnist_edge.convert.reference device/models/robust device/models/tutorial

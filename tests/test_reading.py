@@ -258,6 +258,46 @@ def test_golden_trace_per_paper_style(style, test_split):
     assert got == json.loads(golden.read_text())
 
 
+def _number_scene(test_split) -> np.ndarray:
+    """Two lines of writing on paper, for --multi: four digits with two of them touching and
+    a dot between, then two smaller digits lower and offset; deterministic noise."""
+    x, _ = test_split
+    page = np.full((300, 640), 0.85, np.float32)
+
+    def put(i: int, left: int, top: int, side: int) -> None:
+        big = np.asarray(Image.fromarray(x[i]).resize((side, side), Image.Resampling.BICUBIC), np.float32)
+        region = page[top:top + side, left:left + side]
+        np.minimum(region, 0.85 - 0.7 * big / 255, out=region)
+
+    for i, left in zip((3, 2, 1, 0), (30, 130, 165, 320), strict=True):  # 2 and 1 touch
+        put(i, left, 30, 84)
+    page[100:106, 430:436] = 0.2  # a dot: a mark much smaller than the digits
+    put(5, 90, 170, 60)
+    put(6, 170, 178, 60)
+    noise = np.random.default_rng(STYLE_SEED).normal(0, 0.02, page.shape)
+    return np.clip(page + noise, 0, 1).astype(np.float32)
+
+
+def test_golden_trace_of_a_number(test_split):
+    """--multi on two lines of writing: lines, the split of touching digits, the marks set
+    aside, each box; a changed row, column, split or small-mark threshold moves it."""
+    import json
+
+    from mnist_edge.device.reading.trace import Trace
+
+    trace = Trace()
+    found = pipeline.cut(_number_scene(test_split), multi=True, trace=trace)
+    got = trace.to_json()
+    got[0].pop("params")
+    got.append({"digits": [[*d.bbox, d.row] for d in found]})
+    golden = GOLDEN / "trace_number.json"
+    if REGEN:
+        golden.write_text(json.dumps(got, indent=1) + "\n")
+    assert golden.exists(), f"{golden} missing: run with MNIST_EDGE_REGEN_GOLDEN=1"
+    assert got == json.loads(golden.read_text())
+    assert [d.row for d in found] == [0, 0, 0, 0, 1, 1]  # four, then two
+
+
 # -- each stage on its own ----------------------------------------------------------------------
 
 from mnist_edge.device.reading import decision, stages  # noqa: E402
