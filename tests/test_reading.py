@@ -504,3 +504,46 @@ def test_trace_records_every_stage_and_its_images(test_split):
     assert stages_seen == ["grey", "grid", "sheet", "polarity", "ink", "mask", "segment", "crop"]
     assert {"grey", "grid", "ink", "mask", "crop"} <= set(trace.pictures)
     assert trace.pictures["crop"].shape == (28, 28)
+
+
+def test_multi_thresholds_at_their_boundaries():
+    """Each multi-digit threshold decides at its value: a case just inside and one just
+    outside, so moving it a fifth either way fails here (tools/params_sweep.py found every
+    one of these unpinned)."""
+    from mnist_edge.device.reading.stages import Blob
+
+    p = DEFAULT
+    # row_overlap 0.5: overlapping 55% of the lower one's height: one line; 45%: two
+    a = Blob(0, 0, 10, 20, 100)
+    assert len(stages.lines_of_writing([a, Blob(20, 9, 30, 29, 100)], p)) == 1
+    assert len(stages.lines_of_writing([a, Blob(20, 11, 30, 31, 100)], p)) == 2
+    # column_overlap 0.5: columns overlapping 55% of the narrower: one digit; 45%: two
+    mask = np.zeros((80, 80), bool)  # (both taller than wide: no split is tried)
+    assert len(stages.digits_in_line([Blob(0, 0, 20, 30, 90), Blob(9, 32, 29, 56, 40)], mask, p)) == 1
+    assert len(stages.digits_in_line([Blob(0, 0, 20, 30, 90), Blob(11, 32, 31, 56, 40)], mask, p)) == 2
+
+    def wide(width: int, valley: float) -> tuple[Blob, np.ndarray]:
+        """A blob `width` x 20 of full columns but for one middle column at `valley` of them."""
+        ink = np.zeros((20, 80), bool)
+        ink[:, :width] = True
+        ink[: 20 - round(20 * valley), width // 2] = False
+        return Blob(0, 0, width, 20, int(ink.sum())), ink
+
+    # split_aspect 1.2: 1.3 times wider than tall is cut at the valley; 1.1 is left whole
+    assert len(stages.digits_in_line([wide(26, 0.0)[0]], wide(26, 0.0)[1], p)) == 2
+    assert len(stages.digits_in_line([wide(22, 0.0)[0]], wide(22, 0.0)[1], p)) == 1
+    # split_valley 0.35: a column with 30% of the mean ink is a thin join (cut); 40% is not
+    assert len(stages.digits_in_line([wide(40, 0.3)[0]], wide(40, 0.3)[1], p)) == 2
+    assert len(stages.digits_in_line([wide(40, 0.4)[0]], wide(40, 0.4)[1], p)) == 1
+
+    # small_mark 0.4: with the typical digit 100 tall, a mark 44 tall stays, one 36 tall goes
+    digits = [Blob(x, 0, x + 50, 100, 2000) for x in (0, 70, 140)]
+    kept = pipeline._rows([*digits, Blob(210, 56, 230, 100, 300), Blob(250, 64, 270, 100, 300)],
+                          np.zeros((120, 300), bool), True, p)
+    assert [b.x0 for b in kept[0]] == [0, 70, 140, 210]
+
+    # second_confidence 0.9: a second reading at 80% does not replace "no digit"; at 95% it does
+    nothing = np.array([*[0.0] * 10, 1.0], np.float32)
+    at = lambda c: np.array([0.0, c, *[(1 - c) / 8] * 8, 0.0], np.float32)  # noqa: E731
+    assert decision.label(nothing, at(0.8)) == 10 and decision.label(nothing, at(0.95)) == 1
+    assert decision.label(nothing, at(0.88)) == 10
