@@ -547,3 +547,57 @@ def test_multi_thresholds_at_their_boundaries():
     at = lambda c: np.array([0.0, c, *[(1 - c) / 8] * 8, 0.0], np.float32)  # noqa: E731
     assert decision.label(nothing, at(0.8)) == 10 and decision.label(nothing, at(0.95)) == 1
     assert decision.label(nothing, at(0.88)) == 10
+
+
+def test_ink_and_mark_thresholds_at_their_boundaries():
+    """The ink mask's contrast floor and threshold clamps, specks, lines, strokes joining the
+    main digit and the paper's polarity, each with a case just inside and one just outside."""
+    from mnist_edge.device.reading.stages import Blob
+
+    p = DEFAULT
+
+    def ink_with(top: float, body: float, share: float = 0.1) -> np.ndarray:
+        ink = np.zeros((50, 50), np.float32)
+        ink[10:15, 10:10 + int(5 / share)] = body * top  # the strokes
+        ink[30, 30:32] = top  # a pair at the top: the contrast
+        return ink
+
+    # min_contrast 0.15: ink 0.165 above the paper is ink; 0.135 is no ink
+    assert stages.ink_mask(ink_with(0.165, 1.0), p)[0] is not None
+    assert stages.ink_mask(ink_with(0.135, 1.0), p)[0] is None
+    # min_threshold 0.25: faint strokes (Otsu would cut near 0) keep cells at 27%, not at 23%
+    faint = ink_with(0.8, 0.05)
+    faint[40, 0:10], faint[42, 0:10] = 0.27 * 0.8, 0.23 * 0.8
+    mask = stages.ink_mask(faint, p)[0]
+    assert mask is not None and mask[40, 0] and not mask[42, 0]
+    # max_threshold 0.5: ink all strong (Otsu would cut near 0.8), cells at 55% are ink, 45% not
+    strong = np.full((10, 10), 0.8, np.float32)
+    strong[:5] = 0.56
+    strong[9, 0], strong[9, 5] = 0.55 * 0.8, 0.45 * 0.8
+    mask = stages.ink_mask(strong, p)[0]
+    assert stages.otsu(strong / 0.8) > 0.6 and mask is not None and mask[9, 0] and not mask[9, 5]
+
+    # speck_share 1/4000: on 400x200 cells (a speck: under 20) a blob of 21 stays, one of 19 goes
+    marks = np.zeros((400, 200), bool)
+    marks[50:90, 50:80] = True  # the digit
+    marks[120, 120:141] = True  # 21 cells
+    marks[150, 120:139] = True  # 19 cells
+    kept, dropped = stages.marks(marks, p)
+    assert len(kept) == 2 and dropped["specks"] == 1
+    # line_aspect 8: a mark across the frame 8.5 times longer than thick is a line; 7.5 is not
+    for thick, is_line in ((24, True), (27, False)):  # 200 / 24 = 8.3, 200 / 27 = 7.4
+        frame = np.zeros((200, 200), bool)
+        frame[20:40, 150:165] = True  # the digit
+        frame[100:100 + thick, :] = True
+        assert stages.marks(frame, p)[1]["lines"] == int(is_line), thick
+
+    # near 0.3, near_area 0.05: strokes join the main digit (100 x 100, area 5000) when within
+    # 30 cells and at least 5% of its ink
+    main = Blob(0, 0, 100, 100, 5000)
+    joined = lambda b: stages.main_digit([main, b], p).x1 > 100  # noqa: E731
+    assert joined(Blob(128, 0, 138, 30, 300)) and not joined(Blob(132, 0, 142, 30, 300))
+    assert joined(Blob(110, 0, 120, 30, 275)) and not joined(Blob(110, 0, 120, 30, 225))
+
+    # light_paper 0.5: a grid whose median is 0.55 is light paper (dark ink); 0.45 is not
+    assert stages.dark_on_light(np.full((20, 20), 0.55, np.float32), p)
+    assert not stages.dark_on_light(np.full((20, 20), 0.45, np.float32), p)
