@@ -202,3 +202,16 @@ def test_learned_parameters_each_matter(int8_model_robust):
         varied = replace(LEARNED, **{field: value})  # type: ignore[arg-type]
         changed = [_read(int8_model_robust, c, varied) for c in pages]
         assert changed != base, field
+
+
+def test_region_boxes_at_their_margin_and_one_cell_counts():
+    """The grown box to the cell (locate_margin 0.35 of a 10-cell blob: 3.5 cells each side),
+    and a single sure cell is a region (locate_min_cells 1): moving either is seen here."""
+    heat = np.zeros((N, N), np.float32)
+    heat[20:30, 20:30] = 0.9
+    [box] = localise.regions(heat, (192, 192), DEFAULT)
+    grown = int((20 - 3.5) * localise.STRIDE), int((30 + 3.5) * localise.STRIDE)
+    assert (box.x0, box.x1, box.y0, box.y1) == (*grown, *grown)
+    one = np.zeros((N, N), np.float32)
+    one[5, 5] = 0.9
+    assert len(localise.regions(one, (192, 192), DEFAULT)) == 1
