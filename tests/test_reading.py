@@ -601,3 +601,17 @@ def test_ink_and_mark_thresholds_at_their_boundaries():
     # light_paper 0.5: a grid whose median is 0.55 is light paper (dark ink); 0.45 is not
     assert stages.dark_on_light(np.full((20, 20), 0.55, np.float32), p)
     assert not stages.dark_on_light(np.full((20, 20), 0.45, np.float32), p)
+
+
+def test_sheet_thresholds_at_their_boundaries():
+    """A sheet on a desk is found when it covers 16% of the frame and the desk is 57% as
+    bright as it; not at 13.7% of the frame, nor with a desk 63% as bright (sheet_area 0.15,
+    desk 0.6)."""
+    def frame(side: int, desk: float) -> np.ndarray:
+        grid = np.full((100, 100), desk * 0.9, np.float32)
+        grid[30:30 + side, 30:30 + side] = 0.9
+        return grid
+
+    assert stages.find_sheet(frame(40, 0.57), DEFAULT) is not None  # 16% of the frame
+    assert stages.find_sheet(frame(37, 0.57), DEFAULT) is None  # 13.7%
+    assert stages.find_sheet(frame(40, 0.63), DEFAULT) is None  # the desk too bright
