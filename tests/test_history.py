@@ -148,12 +148,12 @@ def test_a_full_or_read_only_file_is_said_once_and_reading_goes_on(tmp_path):
 
 def test_when_forms():
     now = 1_800_000_000.0
-    assert kept.since("90s", now) == now - 90 and kept.since("1h", now) == now - 3600
-    assert kept.since("2d", now) == now - 2 * 86400 and kept.since("1w", now) == now - 604800
-    assert kept.since("2026-12-01T00:00:00+00:00") == 1796083200.0
-    assert kept.since(None) is None
+    assert kept.when("90s", now) == now - 90 and kept.when("1h", now) == now - 3600
+    assert kept.when("2d", now) == now - 2 * 86400 and kept.when("1w", now) == now - 604800
+    assert kept.when("2026-12-01T00:00:00+00:00") == 1796083200.0
+    assert kept.when(None) is None
     with pytest.raises(UsageError, match="a time ago"):
-        kept.since("yesterday")
+        kept.when("yesterday")
 
 
 def _cli(*args: str):

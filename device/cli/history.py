@@ -36,7 +36,7 @@ def history(
 
     if json_out and csv_out:
         raise UsageError("--json and --csv: choose one")
-    start, end = kept.since(since), kept.since(until)
+    start, end = kept.when(since), kept.when(until)
     if start is not None and end is not None and start > end:
         raise UsageError("--since is after --until: nothing can be between them")
     rows = kept.query(path or kept.default_path(), start, end, limit)

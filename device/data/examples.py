@@ -65,6 +65,16 @@ def grey8(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else np.asarray(Image.fromarray(image).convert("L"))
 
 
+def grey8_at_most(image: np.ndarray, side: int) -> np.ndarray:
+    """`grey8`, scaled down (aspect kept) so its longer side is at most `side` px."""
+    grey = grey8(image)
+    if max(grey.shape[:2]) <= side:
+        return grey
+    small = Image.fromarray(grey)
+    small.thumbnail((side, side))
+    return np.asarray(small)
+
+
 def save(folder: Path, label: str, frame: np.ndarray, crop: np.ndarray | None,
          record: dict[str, Any]) -> Path:
     """One example; returns the frame's path. `frame`: anything grey8 takes; `crop` 28x28

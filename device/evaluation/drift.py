@@ -28,6 +28,8 @@ EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 1.0)
 PSI_DRIFT = 0.25  # the usual reading of PSI: < 0.1 stable, 0.1-0.25 moving, > 0.25 shifted
 WINDOW = 600  # frames compared (about a minute of a camera at 10 frames/s)
 MIN_FRAMES = 200  # frames with a digit before the state says more than "warming up"
+SMOOTHING = 0.5  # counts added to each bin of the field's histogram (Laplace)
+REPORT_EVERY = 50  # frames between two drift states handed to MQTT (which sends only changes)
 EPSILON = 1e-4  # an empty bin's share, so the logarithm stays finite
 REFERENCE_DIGITS, REFERENCE_EMPTY, REFERENCE_SEED = 1000, 200, 20261203
 
@@ -40,21 +42,15 @@ def bin_of(confidence: float) -> int:
     return 0
 
 
-def histogram(confidences: list[float]) -> list[float]:
-    counts = np.zeros(len(EDGES) - 1)
+def histogram(confidences: list[float], prior: float = 0.0) -> list[float]:
+    """Shares per bin; `prior` counts added to each bin first (the field's are smoothed
+    with SMOOTHING: a few hundred readings leave bins empty by chance, and an empty bin
+    must not read as a shift)."""
+    counts = np.full(len(EDGES) - 1, prior)
     for c in confidences:
         counts[bin_of(c)] += 1
     total = counts.sum()
     return [round(float(x), 6) for x in (counts / total if total else counts)]
-
-
-def smoothed(confidences: list[float]) -> list[float]:
-    """The field's shares per bin with half a count added to each (Laplace): a few hundred
-    readings leave bins empty by chance, and an empty bin must not read as a shift."""
-    counts = np.full(len(EDGES) - 1, 0.5)
-    for c in confidences:
-        counts[bin_of(c)] += 1
-    return [float(x) for x in counts / counts.sum()]
 
 
 def psi(expected: list[float], actual: list[float]) -> float:
@@ -153,7 +149,7 @@ class Monitor:
         if len(read) < self.min_frames:
             return {**body, "state": "warming up"}
         expected = self.reference["confidence_histogram"]
-        actual = smoothed(read)
+        actual = histogram(read, SMOOTHING)
         value = psi(expected, actual)
         body["psi"] = round(value, 4)
         # one-sided: a field surer than the reference (an easy camera) is no alarm

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mnist_edge.device.errors import CameraError
+from mnist_edge.device.evaluation import drift
 from mnist_edge.device.live import collect as collecting
 from mnist_edge.device.live import sources as camera
 from mnist_edge.device.live.loop import Reader, Stable, reading_of
@@ -42,7 +43,6 @@ def annotate(frame: np.ndarray, roi: camera.Roi, text: str, quality: int = 75) -
 
 
 GAVE_UP = re.compile(r" \(gave up after \d+ attempts\)|; gave up after \d+ reconnect attempts")
-HEALTH_EVERY = 50  # frames between two drift states handed to MQTT (which sends changes)
 
 
 class NoFrames(CameraError):
@@ -163,12 +163,12 @@ class CameraLoop(threading.Thread):
                 self.log(f"unsure readings: cannot keep one ({e.strerror or e})")
 
     def _monitor(self, pred: Any, number: int) -> None:
-        """The drift monitor sees every frame; MQTT gets its state every HEALTH_EVERY frames."""
+        """The drift monitor sees every frame; MQTT gets its state every REPORT_EVERY frames."""
         monitor = self.state.monitor
         if monitor is None:
             return
         monitor.observe(pred)
-        if self.state.publisher is not None and number % HEALTH_EVERY == 0:
+        if self.state.publisher is not None and number % drift.REPORT_EVERY == 0:
             self.state.publisher.health(monitor.status())
 
     def _fail(self, message: str) -> None:

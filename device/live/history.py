@@ -55,10 +55,14 @@ MIGRATIONS = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def default_path() -> Path:
-    """Beside serve's kept token: $XDG_STATE_HOME/mnist-edge/history.sqlite3."""
+def state_dir() -> Path:
+    """The user's state folder, $XDG_STATE_HOME/mnist-edge: the history and serve's token."""
     base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "mnist-edge" / FILE_NAME
+    return Path(base) / "mnist-edge"
+
+
+def default_path() -> Path:
+    return state_dir() / FILE_NAME
 
 
 def connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
@@ -161,7 +165,7 @@ class History:
             self.failure = failure
 
 
-def since(text: str | None, now: float | None = None) -> float | None:
+def when(text: str | None, now: float | None = None) -> float | None:
     """--since/--until: '90s', '30m', '1h', '2d', '1w' ago, or a date or time in ISO form
     ('2026-12-01', '2026-12-01T09:00', local time unless it says its zone). None: no bound."""
     if text is None or text == "":

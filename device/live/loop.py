@@ -243,7 +243,7 @@ class _Told:
             self.publisher.reading(self.reader.describe(preds, self.count - 1, name))
         elapsed = time.perf_counter() - self.start
         self.publisher.camera(True, fps=self.count / elapsed if elapsed > 0 else None)
-        if self.count % 50 == 1:  # the drift state; MQTT sends its changes
+        if self.count % drift.REPORT_EVERY == 1:  # the drift state; MQTT sends its changes
             self.publisher.health(self.monitor.status())
 
 

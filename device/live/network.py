@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -10,13 +9,13 @@ from pathlib import Path
 
 from mnist_edge.device import atomic
 from mnist_edge.device.errors import UsageError
+from mnist_edge.device.live.history import state_dir
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def token_file() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "mnist-edge" / "token"
+    return state_dir() / "token"
 
 
 def stored_token(log: Callable[[str], None]) -> str:

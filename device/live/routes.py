@@ -315,7 +315,7 @@ class Api:
             limit = int(query["limit"]) if query.get("limit") else None
             if limit is not None and limit < 1:
                 raise UsageError("limit is a whole number of readings, 1 or more")
-            start, end = kept.since(query.get("since")), kept.since(query.get("until"))
+            start, end = kept.when(query.get("since")), kept.when(query.get("until"))
         except (UsageError, ValueError) as e:
             return JSONResponse({"error": str(e) if isinstance(e, UsageError) else "limit: a whole number"},
                                 400)

@@ -30,6 +30,7 @@ FOLDER = ".unsure"
 UNSURE_BELOW = 0.9  # a reading less sure than this is worth a person's look
 CLOSE = 0.25  # ... and so is one whose two best digits are this close
 CAP_MIB = 50.0
+KEEP_SIDE = 640  # a frame is kept at most this many px on its longer side
 ITEM = re.compile(r"[0-9]{19}-[0-9a-f]{8}")  # the ids the spool makes (and the only ones it takes)
 
 
@@ -56,11 +57,7 @@ class Spool:
     def add(self, image: np.ndarray, pred: Prediction, record: dict[str, Any]) -> str | None:
         """Keeps one unsure reading; returns its id (None: the same view is already waiting,
         e.g. a video's next pass). The oldest items go past the cap."""
-        grey = examples.grey8(image)
-        if max(grey.shape[:2]) > 640:
-            small = Image.fromarray(grey)
-            small.thumbnail((640, 640))
-            grey = np.asarray(small)
+        grey = examples.grey8_at_most(image, KEEP_SIDE)
         crop = pred.pixels if pred.pixels is not None else np.zeros((28, 28), np.uint8)
         digest = hashlib.sha256(grey.tobytes()).hexdigest()[:8]
         key = f"{time.time_ns():019d}-{digest}"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from mnist_edge.device.data import examples
 from mnist_edge.device.reading.decision import Prediction
@@ -138,11 +137,7 @@ class LiveState:
         the page can correct it; returns its id for the page."""
         if self.collect is None:
             return None
-        image = examples.grey8(image)
-        if max(image.shape[:2]) > KEEP_SIDE:
-            small = Image.fromarray(image)
-            small.thumbnail((KEEP_SIDE, KEEP_SIDE))
-            image = np.asarray(small)
+        image = examples.grey8_at_most(image, KEEP_SIDE)
         key = secrets.token_hex(8)
         kept = self._kept[frame is not None]
         with self.lock:
