@@ -13,7 +13,7 @@ import pytest
 
 from mnist_edge.device.errors import BadModelError
 from mnist_edge.device.evaluation import cases
-from mnist_edge.device.reading import localise, pipeline
+from mnist_edge.device.reading import localise, pipeline, stages
 from mnist_edge.device.reading.params import DEFAULT
 
 N = localise.SIDE // localise.STRIDE
@@ -69,8 +69,7 @@ def test_regions_from_a_map():
 
 
 @pytest.mark.parametrize("field,value,count", [("locate_threshold", 0.95, 0),
-                                               ("locate_peak", 0.95, 0),
-                                               ("locate_min_cells", 9, 0)])
+                                               ("locate_peak", 0.95, 0)])
 def test_each_region_threshold_decides(field, value, count):
     heat = np.zeros((N, N), np.float32)
     heat[10:12, 10:14] = 0.9  # 8 cells at 0.9
@@ -198,7 +197,7 @@ def test_learned_parameters_each_matter(int8_model_robust):
     pages = _cases("small_number", 4) + _cases("page_marks", 4) + _cases("shadow_empty", 4)
     base = [_read(int8_model_robust, c, LEARNED) for c in pages]
     for field, value in (("locate_threshold", 0.9), ("locate_peak", 0.99), ("locate_margin", 0.0),
-                         ("region_window", 12), ("locate_floor", 0.0), ("locate_min_cells", 40)):
+                         ("region_window", 12), ("locate_floor", 0.0)):
         varied = replace(LEARNED, **{field: value})  # type: ignore[arg-type]
         changed = [_read(int8_model_robust, c, varied) for c in pages]
         assert changed != base, field
@@ -206,7 +205,7 @@ def test_learned_parameters_each_matter(int8_model_robust):
 
 def test_region_boxes_at_their_margin_and_one_cell_counts():
     """The grown box to the cell (locate_margin 0.35 of a 10-cell blob: 3.5 cells each side),
-    and a single sure cell is a region (locate_min_cells 1): moving either is seen here."""
+    and a single sure cell is a region: moving the margin is seen here."""
     heat = np.zeros((N, N), np.float32)
     heat[20:30, 20:30] = 0.9
     [box] = localise.regions(heat, (192, 192), DEFAULT)
@@ -215,3 +214,23 @@ def test_region_boxes_at_their_margin_and_one_cell_counts():
     one = np.zeros((N, N), np.float32)
     one[5, 5] = 0.9
     assert len(localise.regions(one, (192, 192), DEFAULT)) == 1
+
+
+def test_region_window_and_floor_at_their_boundaries():
+    """Inside a region the paper map's window is a third of it (region_window 3): on 96
+    cells a stroke 30 wide is ink, a band 40 wide is paper (a shadow). The localiser's map
+    keeps ink where it is at least locate_floor (0.25): at 0.27, not at 0.23."""
+    local = pipeline.in_region(DEFAULT)
+    for width, ink in ((30, True), (40, False)):
+        grid = np.full((96, 96), 0.9, np.float32)
+        grid[:, 30:30 + width] = 0.2
+        under = stages.paper_map(grid, local)[48, 30 + width // 2]
+        assert (under > 0.5) == ink, (width, under)
+
+    img = np.full((120, 240), 0.9, np.float32)
+    img[30:90, 50:60] = img[30:90, 170:180] = 0.2  # two strokes
+    allow = np.full((120, 240), 0.27, np.float32)
+    allow[:, 120:] = 0.23
+    found = pipeline.cut(img, multi=True, params=DEFAULT, allow=allow)
+    assert [d.bbox for d in found] == [(50, 30, 10, 60)]
+

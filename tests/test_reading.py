@@ -615,3 +615,82 @@ def test_sheet_thresholds_at_their_boundaries():
     assert stages.find_sheet(frame(40, 0.57), DEFAULT) is not None  # 16% of the frame
     assert stages.find_sheet(frame(37, 0.57), DEFAULT) is None  # 13.7%
     assert stages.find_sheet(frame(40, 0.63), DEFAULT) is None  # the desk too bright
+
+    # sheet_inset 25: a 100-cell sheet is read 4 cells inside its edge (30: 3, 20: 5)
+    grid = np.full((200, 200), 0.3, np.float32)
+    grid[50:150, 40:140] = 0.9
+    sheet = stages.find_sheet(grid, DEFAULT)
+    assert sheet is not None and (sheet.x0, sheet.y0, sheet.x1, sheet.y1) == (44, 54, 136, 146)
+
+    # sheet_top 0.1: the quick test weighs the frame's edge against its brightest tenth. A
+    # sheet (16% of the frame) in bands: its brightest 8.8% at 1.0, then 1.6% at 0.9, the
+    # rest at 0.8, so the frame's brightest 8%, 10% and 12% begin at 1.0, 0.9 and 0.8
+    def banded(desk: float) -> np.ndarray:
+        grid = np.full((200, 200), desk, np.float32)
+        grid[60:104, 60:140], grid[104:112, 60:140], grid[112:140, 60:140] = 1.0, 0.9, 0.8
+        return grid
+
+    assert stages.find_sheet(banded(0.57), DEFAULT) is None  # 0.57 > 0.6 x 0.9: no desk
+    assert stages.find_sheet(banded(0.51), DEFAULT) is not None  # 0.51 < 0.6 x 0.9
+
+
+def test_background_and_crop_thresholds_at_their_boundaries():
+    """The paper map's floors, the thick-line exception, the second reading's lit share,
+    joining strokes, the narrowest cut, and the crop's stroke steps, erosion guard and soft
+    edge: each decides at its value (tools/params_sweep.py found these unpinned)."""
+    from mnist_edge.device.reading.stages import Blob
+
+    p = DEFAULT
+    # shadow_floor 0.4: paper in a deep shadow (0.2) is taken as 0.4 of the median (0.9)
+    grid = np.full((100, 100), 0.9, np.float32)
+    grid[:, :30] = 0.2
+    assert stages.paper_map(grid, p)[50, 5] == pytest.approx(0.36)
+    # paper_min 0.05: a black frame read as paper is never darker than 0.05
+    assert stages.paper_map(np.full((100, 100), 0.02, np.float32), p)[50, 50] == pytest.approx(0.05)
+
+    # line_thickness 0.05: a lone stroke across the whole frame 5.5% of it wide is the ink (a
+    # 1 cropped tight); one 4.5% wide is a margin line and taken out
+    for width, kept in ((11, True), (9, False)):
+        grid = np.full((200, 200), 0.9, np.float32)
+        grid[:, 100:100 + width] = 0.2
+        assert (stages.ink_of(grid, True, p)[0].max() > 0.5) == kept, width
+
+    # lit_share 0.05: on a dark frame a lit square 36 px wide (5.1% of 160x160, a little more
+    # once the ground map rounds it) is paper in shadow, worth a second reading; 30 px (3.5%)
+    # is a lamp
+    for side, paper in ((36, True), (30, False)):
+        frame = np.full((160, 160), 0.2, np.float32)
+        frame[20:20 + side, 20:20 + side] = 0.9
+        assert pipeline.doubt_polarity(frame, p) == paper, side
+
+    # join_gap 0.5: a cap 45 px above a 100 px body joins it; 55 px above, it stays apart
+    body = Blob(0, 100, 60, 200, 3000)
+    assert len(stages.join_strokes([body, Blob(0, 35, 60, 55, 600)], p)) == 1
+    assert len(stages.join_strokes([body, Blob(0, 25, 60, 45, 600)], p)) == 2
+
+    # split_min 4: a blob 4 cells wide (2 tall, its middle column empty) is cut; 3 wide is not
+    for width, parts in ((4, 2), (3, 1)):
+        ink = np.zeros((10, 20), bool)
+        ink[:2, :width] = True
+        ink[:, width // 2] = False
+        assert len(stages.digits_in_line([Blob(0, 0, width, 2, int(ink.sum()))], ink, p)) == parts
+
+    # stroke_steps 8: a one-pixel line in a 200 px crop is widened 8 times, no more
+    line = np.zeros((200, 200), np.float32)
+    line[:, 100] = 1.0
+    assert stages.normalise_stroke(line, p)[2] == 8
+    # erode_keep 0.3: a 6x4 blob eroded keeps 33% of its ink (eroded once); a 4x4 one would
+    # keep 25% (left alone)
+    assert stages.normalise_stroke(np.ones((6, 4), np.float32), p)[2] == -1
+    assert stages.normalise_stroke(np.ones((4, 4), np.float32), p)[2] == 0
+    # crop_floor 0.5: with the mask's threshold at 0.4, the crop keeps ink at 55% of it, not 45%
+    ink = np.zeros((10, 10), np.float32)
+    ink[0, 0:2] = 1.0
+    ink[5, 5], ink[6, 6] = 0.55 * 0.4, 0.45 * 0.4
+    soft = pipeline.stretched(ink, 0.4, p)
+    assert soft is not None and soft[5, 5] > 0 and soft[6, 6] == 0
+    # min_contrast 0.15 for a 28x28 input too: ink 16.5% above its ground is a digit, 13.5% not
+    for contrast, found in ((0.165, 1), (0.135, 0)):
+        small = np.zeros((28, 28), np.uint8)
+        small[10:18, 12:15] = round(contrast * 255)
+        assert len(pipeline.cut(small, params=p)) == found

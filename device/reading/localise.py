@@ -143,7 +143,7 @@ def regions(heat: np.ndarray, grid_shape: tuple[int, int], p: Params) -> list[Bl
     hot[:, -(-gw // STRIDE):] = False
     out: list[Blob] = []
     for b in stages.components(hot):
-        if b.area < p.locate_min_cells or float(heat[b.y0:b.y1, b.x0:b.x1].max()) < p.locate_peak:
+        if float(heat[b.y0:b.y1, b.x0:b.x1].max()) < p.locate_peak:
             continue
         mx = max(1.0, p.locate_margin * b.width)
         my = max(1.0, p.locate_margin * b.height)

@@ -22,11 +22,13 @@ from dataclasses import asdict, dataclass, fields
 REVISION = 8  # the crops' revision: bump it when tests/golden/ moves (see version())
 # Versions recorded by earlier pipelines whose crops revision 8 with the default parameters
 # reproduces exactly (the golden traces did not move): until revision 8 the version hashed
-# the code of stages.py and pipeline.py. The bundled robust model records the first.
-SAME_CROPS = ("bda58d7958c4",)
+# the code of stages.py and pipeline.py (the bundled robust model records the first); the
+# second is revision 8 before the last unnamed thresholds became fields, at the same values
+# (the bundled localiser records it).
+SAME_CROPS = ("bda58d7958c4", "r8-fdc0e797")
 # Fields of the learned route alone: the classical route's crops do not depend on them.
-LEARNED_ONLY = ("locate_threshold", "locate_peak", "locate_min_cells", "locate_margin",
-                "region_window", "locate_floor")
+LEARNED_ONLY = ("locate_threshold", "locate_peak", "locate_margin", "region_window",
+                "locate_floor")
 
 SIZE = 28  # MNIST: a 28x28 input ...
 BOX = 20  # ... with the digit's longer side fitted to 20 px, centred by its centre of mass
@@ -44,6 +46,7 @@ class Params:
     #                        (wider than strokes; narrow enough to follow a shadow's edge)
     shadow_floor: float = 0.4  # the paper map never drops below this share of its median
     #                            (a desk around a sheet is not paper: its noise stays small)
+    paper_min: float = 0.05  # ... nor below this brightness (a black frame read as paper)
     line_share: float = 0.1  # a mark on 90% of a grid row/column is a ruled, squared or
     #                          margin line (renders: ruled and squared pages)
     line_thickness: float = 0.05  # ... unless it is the only ink and this share of the frame
@@ -62,20 +65,31 @@ class Params:
     sheet_area: float = 0.15  # a blob this share of the frame ...
     sheet_fill: float = 0.75  # ... filling this share of its box is a sheet of paper
     desk: float = 0.6  # frame edge this much darker than the median: a desk around a sheet
+    sheet_top: float = 0.1  # ... than the frame's brightest tenth (a quick test before the
+    #                         sheet is looked for: a frame with no dark edge has none)
+    sheet_inset: int = 25  # a sheet is read 1/25 of its size inside its edge (the desk's
+    #                        border blurred into the sheet is not ink)
     line_aspect: float = 8.0  # a blob crossing the frame this elongated is a line, not a digit
     row_overlap: float = 0.5  # blobs overlapping a line of writing by this share of the
     #                           lower height belong to it
     column_overlap: float = 0.5  # blobs overlapping by this share of the narrower are one digit
+    join_gap: float = 0.5  # ... when the gap between them is under this share of the taller
     small_mark: float = 0.4  # with multi: marks under this share of the median digit height
     #                         are dots and dashes
     split_aspect: float = 1.2  # a digit this much wider than tall may be two touching digits
     split_valley: float = 0.35  # ... cut where a column holds at most this share of the mean
+    split_min: int = 4  # ... and at least this many cells wide (a narrower blob is never cut)
     # -- crop and normalise
     crop_side: int = 80  # crops are reduced to this longer side before normalising
     stroke: float = 1.9  # MNIST's median stroke width at the 20 px box (2 x area / perimeter
     #                      of train digits above 0.5; bench/reading_tune.py --strokes)
     stroke_band: float = 1.4  # strokes within stroke / band .. stroke x band are left alone
     #                           (MNIST train: 10% of digits below 1.32, 10% above 2.63)
+    stroke_steps: int = 8  # at most this many one-pixel dilations (or erosions) per crop
+    erode_keep: float = 0.3  # an erosion that would leave less than this share of the ink is
+    #                          not made (a digit is never eroded away)
+    crop_floor: float = 0.5  # the crop keeps ink down to this share of the mask's threshold
+    #                          (a stroke's soft edge, which the grid's mask cannot see)
     # -- second reading (paper mostly in shadow, read first as light marks on a dark ground)
     lit_share: float = 0.05  # at least this share of the frame lit: paper, not a lamp
     second_confidence: float = 0.9  # the second reading counts only as a sure digit
@@ -84,7 +98,6 @@ class Params:
     localiser: str = "classical"
     locate_threshold: float = 0.5  # a map cell this likely to hold digit ink is in a region
     locate_peak: float = 0.7  # ... and a region counts only when one of its cells is this sure
-    locate_min_cells: int = 1  # regions of fewer cells are dropped
     locate_margin: float = 0.35  # a region grows by this share of its size on each side
     region_window: int = 3  # inside a region, the paper map's window: 1/3 of its longer side
     locate_floor: float = 0.25  # inside a region, ink counts only where the map, stretched

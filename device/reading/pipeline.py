@@ -47,7 +47,7 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     if trace is not None:
         trace.add("grey", g, shape=list(g.shape), params=p.version())
     if g.shape == (SIZE, SIZE) and not multi:
-        return _small(g, dark, trace)
+        return _small(g, dark, p, trace)
     if p.localiser == "learned":
         return _cut_regions(g, multi, p, trace, dark)
     grid, factor = stages.to_grid(g, p)
@@ -138,7 +138,7 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
         return []
     if not multi:
         boxes = [max(boxes, key=lambda b: float(localise.cells(heat, b).sum()))]
-    local = replace(p, localiser="classical", paper_window=p.region_window)
+    local = in_region(p)
     found: list[Digit] = []
     for b in boxes:
         x0, y0, w, h = _full(b, factor, g.shape)
@@ -153,6 +153,12 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
     rows = stages.lines_of_writing(blobs, p)
     return [replace(index[id(b)], row=n) for n, row in enumerate(rows)
             for b in sorted(row, key=lambda b: b.x0)]
+
+
+def in_region(p: Params) -> Params:
+    """How a region the localiser found is read: by the classical stages, with the paper
+    map's window p.region_window of the region (not of the frame)."""
+    return replace(p, localiser="classical", paper_window=p.region_window)
 
 
 def _full(b: Blob, factor: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -190,11 +196,9 @@ def _crop(g: np.ndarray, b: Blob, factor: int, maps: dict[str, np.ndarray], dark
         ink = np.maximum(np.clip(1.0 - crop / paper, 0.0, 1.0) - rows - cols, 0.0)
     else:
         ink = np.maximum(crop - _resized(maps["ground"][region], shape), 0.0)
-    top = stages.robust_top(ink)
-    if top <= 0:
+    ink = stretched(ink, threshold, p)
+    if ink is None:
         return None
-    ink = np.clip(ink / top, 0.0, 1.0)
-    ink = np.where(ink >= 0.5 * threshold, ink, 0.0).astype(np.float32)
     ys, xs = np.nonzero(ink)
     if len(ys) == 0:
         return None
@@ -206,14 +210,24 @@ def _crop(g: np.ndarray, b: Blob, factor: int, maps: dict[str, np.ndarray], dark
     return pixels
 
 
-def _small(g: np.ndarray, dark: bool | None, trace: Trace | None) -> list[Digit]:
+def stretched(ink: np.ndarray, threshold: float, p: Params) -> np.ndarray | None:
+    """A crop's ink over its own top (0..1), kept down to p.crop_floor of the grid mask's
+    threshold; None when it holds no ink."""
+    top = stages.robust_top(ink)
+    if top <= 0:
+        return None
+    ink = np.clip(ink / top, 0.0, 1.0)
+    return np.where(ink >= p.crop_floor * threshold, ink, 0.0).astype(np.float32)
+
+
+def _small(g: np.ndarray, dark: bool | None, p: Params, trace: Trace | None) -> list[Digit]:
     """A 28x28 input: an MNIST-like array passes through; dark on light is inverted."""
     if dark is None:
         dark = not stages.looks_like_mnist(g) and float(np.median(g)) > 127
     pixels = 255 - g if dark else g
     if trace is not None:
         trace.add("crop", pixels, box=[0, 0, SIZE, SIZE], passthrough=True)
-    if int(pixels.max()) - int(np.median(pixels)) < 0.15 * 255:
+    if int(pixels.max()) - int(np.median(pixels)) < p.min_contrast * 255:
         return []
     return [Digit(np.ascontiguousarray(pixels), (0, 0, SIZE, SIZE))]
 

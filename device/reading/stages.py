@@ -98,7 +98,7 @@ def find_sheet(grid: np.ndarray, p: Params) -> Blob | None:
     with the frame around it much darker than the sheet. Its digits are read on it alone
     (the desk's edge beside it would read as ink)."""
     ring = np.concatenate([grid[0], grid[-1], grid[:, 0], grid[:, -1]])
-    if float(np.median(ring)) > p.desk * float(np.percentile(grid[::4, ::4], 90)):
+    if float(np.median(ring)) > p.desk * float(np.percentile(grid[::4, ::4], 100 * (1 - p.sheet_top))):
         return None  # no dark desk along the frame's edge: no sheet to look for
     bright = grid > otsu(grid)
     blobs = components(bright)
@@ -116,7 +116,7 @@ def find_sheet(grid: np.ndarray, p: Params) -> Blob | None:
                              grid[sheet.y0:sheet.y1, sheet.x1:].ravel()])
     if around.size == 0 or float(np.median(around)) > p.desk * float(np.median(inside)):
         return None
-    mx, my = max(1, sheet.width // 25), max(1, sheet.height // 25)  # keep off its edge
+    mx, my = max(1, sheet.width // p.sheet_inset), max(1, sheet.height // p.sheet_inset)
     return Blob(sheet.x0 + mx, sheet.y0 + my, sheet.x1 - mx, sheet.y1 - my, sheet.area)
 
 
@@ -178,7 +178,7 @@ def paper_map(grid: np.ndarray, p: Params) -> np.ndarray:
     filter) with a window wider than any stroke, so dark strokes vanish and a shadow's or
     lamp's shape stays. The floor keeps a dark desk from counting as dim paper."""
     closed = _closing(grid, p, np.maximum, np.minimum)
-    return np.maximum(closed, max(p.shadow_floor * median(closed), 0.05))
+    return np.maximum(closed, max(p.shadow_floor * median(closed), p.paper_min))
 
 
 def ground_map(grid: np.ndarray, p: Params) -> np.ndarray:
@@ -363,13 +363,13 @@ def main_digit(blobs: list[Blob], p: Params) -> Blob:
 
 def join_strokes(blobs: list[Blob], p: Params) -> list[Blob]:
     """Strokes of one digit joined: blobs whose columns overlap by p.column_overlap of the
-    narrower and whose vertical gap is under half the taller (a 5's cap over its body, a 4
-    written in two strokes)."""
+    narrower and whose vertical gap is under p.join_gap of the taller (a 5's cap over its
+    body, a 4 written in two strokes)."""
     def joinable(a: Blob, b: Blob) -> bool:
         columns = min(a.x1, b.x1) - max(a.x0, b.x0)
         gap = max(a.y0, b.y0) - min(a.y1, b.y1)
         return columns > p.column_overlap * min(a.width, b.width) \
-            and gap < 0.5 * max(a.height, b.height)
+            and gap < p.join_gap * max(a.height, b.height)
 
     return merge(sorted(blobs, key=lambda b: b.area, reverse=True), joinable)
 
@@ -433,7 +433,7 @@ def digits_in_line(blobs: list[Blob], mask: np.ndarray, p: Params) -> list[Blob]
 def _split_wide(g: Blob, mask: np.ndarray, p: Params) -> list[Blob]:
     """Cut a blob much wider than tall at the emptiest column of its middle half, when that
     column holds at most p.split_valley of the blob's mean column ink (a thin join)."""
-    if g.width <= p.split_aspect * g.height or g.width < 4:
+    if g.width <= p.split_aspect * g.height or g.width < p.split_min:
         return [g]
     cols = mask[g.y0:g.y1, g.x0:g.x1].sum(axis=0)
     lo, hi = g.width // 4, g.width - g.width // 4
@@ -472,21 +472,21 @@ def stroke_width(ink: np.ndarray) -> float:
 def normalise_stroke(ink: np.ndarray, p: Params) -> tuple[np.ndarray, float, int]:
     """Thin strokes widened and thick ones narrowed, so that at the 20 px box they are as
     wide as MNIST's: outside p.stroke / band .. p.stroke x band, one-pixel dilations (or
-    erosions) until the width reaches p.stroke (at most 8; an erosion never takes away more
-    than 70% of the ink). Returns the ink, the width measured at the 20 px box before, and
-    the pixels added (negative: removed)."""
+    erosions) until the width reaches p.stroke (at most p.stroke_steps; an erosion never
+    leaves less than p.erode_keep of the ink). Returns the ink, the width measured at the
+    20 px box before, and the pixels added (negative: removed)."""
     scale = BOX / max(ink.shape)
     width = stroke_width(ink) * scale
     steps = 0
     if 0 < width < p.stroke / p.stroke_band:
-        while steps < 8 and stroke_width(ink) * scale < p.stroke:
+        while steps < p.stroke_steps and stroke_width(ink) * scale < p.stroke:
             ink = _max3(ink)
             steps += 1
     elif width > p.stroke * p.stroke_band:
         area = float(ink.sum())
-        while steps > -8 and stroke_width(ink) * scale > p.stroke:
+        while steps > -p.stroke_steps and stroke_width(ink) * scale > p.stroke:
             thinner = _min3(ink)
-            if float(thinner.sum()) < 0.3 * area:  # never erode a digit away
+            if float(thinner.sum()) < p.erode_keep * area:  # never erode a digit away
                 break
             ink = thinner
             steps -= 1
