@@ -11,7 +11,7 @@ no sure digit and the second is one (Params.second_confidence).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -110,22 +110,38 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
          params: Params = DEFAULT, trace: Trace | None = None) -> list[Prediction]:
     """Every digit found (with multi: lines from the top, each left to right), or one
     `digit=None` entry saying why there is none."""
-    digits = pipeline.cut(image, multi, params, trace)
-    outputs = [clf.predict_one(d.pixels) for d in digits]
-    preds = [prediction(o, d, min_confidence) for o, d in zip(outputs, digits, strict=True)]
+    route = replace(params, localiser="classical") if params.localiser == "hybrid" else params
+    outputs, preds = _read_cut(clf, pipeline.cut(image, multi, route, trace), min_confidence)
     if not any(sure(o, params) for o in outputs) and pipeline.doubt_polarity(image, params):
         floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
-        cut_again = pipeline.cut(image, multi, params, trace, dark=True)
-        outputs_again = [clf.predict_one(d.pixels) for d in cut_again]
-        again = [prediction(o, d, floor, second=True) for o, d in zip(outputs_again, cut_again, strict=True)]
-        taken = second_wins(outputs, outputs_again, params) and any(p.digit is not None for p in again)
-        if taken:
-            preds = again
-        if trace is not None:
-            trace.add("second reading", taken=taken)
+        again = _read_cut(clf, pipeline.cut(image, multi, route, trace, dark=True), floor, True)
+        outputs, preds = _taken(outputs, preds, again, params, trace, "second reading")
+    if params.localiser == "hybrid" and not any(sure(o, params) for o in outputs):
+        learned = replace(params, localiser="learned")  # no sure digit: where does the map see one?
+        found = _read_cut(clf, pipeline.cut(image, multi, learned, trace), min_confidence)
+        outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading")
     if multi:
         preds = [p for p in preds if p.digit is not None] or preds[:1]
     preds = preds or [Prediction(None, None, None, none_reason=NO_INK)]
     if trace is not None:
         trace.add("decision", answers=[p.describe() for p in preds])
     return preds
+
+
+Reading = tuple[list[np.ndarray], list[Prediction]]
+
+
+def _read_cut(clf: Classifier, digits: list[pipeline.Digit], min_confidence: float,
+              second: bool = False) -> Reading:
+    outputs = [clf.predict_one(d.pixels) for d in digits]
+    return outputs, [prediction(o, d, min_confidence, second)
+                     for o, d in zip(outputs, digits, strict=True)]
+
+
+def _taken(outputs: list[np.ndarray], preds: list[Prediction], other: Reading, p: Params,
+           trace: Trace | None, stage: str) -> Reading:
+    """The other reading replaces the first by the one rule (second_wins), when it answers."""
+    taken = second_wins(outputs, other[0], p) and any(q.digit is not None for q in other[1])
+    if trace is not None:
+        trace.add(stage, taken=taken)
+    return other if taken else (outputs, preds)

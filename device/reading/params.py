@@ -93,8 +93,10 @@ class Params:
     # -- second reading (paper mostly in shadow, read first as light marks on a dark ground)
     lit_share: float = 0.05  # at least this share of the frame lit: paper, not a lamp
     second_confidence: float = 0.9  # the second reading counts only as a sure digit
-    # -- localisation: "classical" (the grid stages above, frame-wide) or "learned" (the
-    #    localiser model's map, then each region read at its own scale: localise.py)
+    # -- localisation: "classical" (the grid stages above, frame-wide), "learned" (the
+    #    localiser model's map, then each region read at its own scale: localise.py) or
+    #    "hybrid" (classical, and the learned route only when that finds no sure digit:
+    #    decision.read)
     localiser: str = "classical"
     locate_threshold: float = 0.5  # a map cell this likely to hold digit ink is in a region
     locate_peak: float = 0.7  # ... and a region counts only when one of its cells is this sure
@@ -121,8 +123,8 @@ class Params:
         return classical == Params() and recorded in SAME_CROPS
 
 
-LOCALISERS = ("classical", "learned")
-ENV_LOCALISER = "MNIST_EDGE_LOCALISER"  # classical (the default: it wins, README) or learned
+LOCALISERS = ("classical", "learned", "hybrid")
+ENV_LOCALISER = "MNIST_EDGE_LOCALISER"  # classical (the default: it wins, README), learned, hybrid
 
 
 def _default() -> Params:
