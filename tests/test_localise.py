@@ -18,6 +18,7 @@ from mnist_edge.device.reading.params import DEFAULT
 
 N = localise.SIDE // localise.STRIDE
 LEARNED = replace(DEFAULT, localiser="learned")
+CLASSICAL = replace(DEFAULT, localiser="classical")
 needs_model = pytest.mark.skipif(not localise.MODEL.is_file(), reason="no bundled localiser")
 
 
@@ -166,7 +167,7 @@ def test_a_small_number_on_a_big_page_is_read_at_its_own_scale(int8_model_robust
     cuts the region from the full-resolution page."""
     pages = _cases("small_number", 6)
     learned = sum(_read(int8_model_robust, c, LEARNED) == c.label for c in pages)
-    classical = sum(_read(int8_model_robust, c, DEFAULT) == c.label for c in pages)
+    classical = sum(_read(int8_model_robust, c, CLASSICAL) == c.label for c in pages)
     assert classical == 0 and learned >= 2, (classical, learned)
 
 
@@ -234,3 +235,42 @@ def test_region_window_and_floor_at_their_boundaries():
     found = pipeline.cut(img, multi=True, params=DEFAULT, allow=allow)
     assert [d.bbox for d in found] == [(50, 30, 10, 60)]
 
+
+
+@needs_model
+def test_hybrid_asks_the_map_only_when_the_classical_reading_settles_nothing(int8_model_robust,
+                                                                           monkeypatch):
+    """The hybrid route (the default): a frame the classical stages read surely never runs
+    the localiser; a small number on a big page (classical: none right) is read by the
+    learned route unless the classical reading is a sure digit or a sure "no digit" (here 2
+    of 12 pages; the model's sure "no digit" on a merged blob keeps 3 that the learned route
+    reads right: the price of leaving a lamp in the dark alone, test_robust)."""
+    from mnist_edge.device.data import mnist
+    from mnist_edge.device.evaluation import synth
+    from mnist_edge.device.reading import decision
+
+    hybrid = replace(DEFAULT, localiser="hybrid")
+    pages = _cases("small_number", 12)
+    for c in pages:
+        assert not pipeline.doubt_polarity(c.image)  # paper: no second reading
+        outputs = [int8_model_robust.predict_one(d.pixels)
+                   for d in pipeline.cut(c.image, multi=True, params=CLASSICAL)]
+        settled = any(decision.settled(o) for o in outputs)
+        learned = _read(int8_model_robust, c, LEARNED)  # taken when it reads a digit
+        expected = learned if not settled and learned else _read(int8_model_robust, c, CLASSICAL)
+        assert _read(int8_model_robust, c, hybrid) == expected
+    right = {name: sum(_read(int8_model_robust, c, p) == c.label for c in pages)
+             for name, p in (("classical", CLASSICAL), ("hybrid", hybrid))}
+    assert right["classical"] == 0 and right["hybrid"] >= 2, right
+
+    x, y = mnist.load_split("test", mnist.BUNDLED_DIR)
+    rng = np.random.default_rng(3)
+    frames = [synth.photo(x[i], rng, "plain") for i in range(10)]
+    classical = [decision.read(int8_model_robust, f, params=CLASSICAL)[0].digit for f in frames]
+
+    def no_map(*_a):
+        raise AssertionError("the localiser ran on a frame read surely")
+
+    monkeypatch.setattr(localise, "load", no_map)
+    assert [decision.read(int8_model_robust, f, params=hybrid)[0].digit for f in frames] == classical
+    assert sum(d == y[i] for i, d in enumerate(classical)) >= 9

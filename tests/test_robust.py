@@ -259,7 +259,13 @@ def test_second_reading_rule():
     assert not decision.second_wins([digit], [digit])  # a sure first reading stands
     assert not decision.second_wins([unsure, digit], [digit])  # any sure first digit stands
     assert decision.label(nothing, digit) == 1 and decision.label(nothing, unsure) == 10
-    assert decision.label(unsure, None) == 1 and decision.label(unsure, None, 0.9) == 10
+    assert decision.label(unsure, None) == 1 and decision.label(unsure, None, min_confidence=0.9) == 10
+    # the hybrid's learned reading counts when nothing is settled: no ink or an unsure digit,
+    # not a sure digit nor the model's sure "no digit" (a lamp in the dark)
+    seven = np.array([*[0.0] * 7, 0.97, 0.03, 0.0, 0.0], np.float32)
+    assert decision.label(None, None, seven) == 7 and decision.label(unsure, None, seven) == 7
+    assert decision.label(nothing, None, seven) == 10 and decision.label(digit, None, seven) == 1
+    assert decision.label(nothing, digit, seven) == 1 and decision.label(None, None, unsure) == 10
     # the rule follows the params it is given (it ignored them)
     from dataclasses import replace
 

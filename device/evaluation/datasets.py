@@ -8,7 +8,7 @@ must read "no digit".
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class EvalSet:
     found: np.ndarray | None = None  # False where preprocessing found no ink (reads "no digit")
     mnist_test: bool = False  # the whole MNIST test split: manifests' figures apply
     second: dict[int, np.ndarray] | None = None  # second readings (pipeline.doubt_polarity)
+    learned: dict[int, np.ndarray] | None = None  # the hybrid route's learned readings
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -39,7 +40,7 @@ class EvalSet:
     def first(self, n: int) -> EvalSet:
         return EvalSet(f"{self.name}, first {n:,}", self.images[:n], self.labels[:n],
                        None if self.found is None else self.found[:n], False,
-                       None if self.second is None else {i: c for i, c in self.second.items() if i < n})
+                       _first(self.second, n), _first(self.learned, n))
 
 
 def mnist_test(data_dir: str | Path | None = None) -> EvalSet:
@@ -87,24 +88,37 @@ def image_folder(folder: Path, progress: Callable[[int], None] | None = None) ->
     files = class_files(folder)
     x = np.zeros((len(files), 28, 28), np.uint8)
     found = np.zeros(len(files), bool)
-    second = {}
+    second, learned = {}, {}
     for i, (path, _) in enumerate(files):
         gray = images.load_gray(path)
-        x[i], found[i], alt = first_and_second(gray)
-        if alt is not None:
-            second[i] = alt
+        x[i], found[i], again, other = readings(gray)
+        if again is not None:
+            second[i] = again
+        if other is not None:
+            learned[i] = other
         if progress:
             progress(1)
     labels = np.array([label for _, label in files], np.int64)
-    return EvalSet(f"{folder} ({len(files):,} images)", x, labels, found, second=second)
+    return EvalSet(f"{folder} ({len(files):,} images)", x, labels, found, second=second,
+                   learned=learned)
 
 
-def first_and_second(gray: np.ndarray, params: Params = DEFAULT
-                     ) -> tuple[np.ndarray, bool, np.ndarray | None]:
-    """The first digit's crop (zeros when none), whether one was found, and the second
-    reading's crop when the frame gets one: what `classify` reads, for every model at once."""
-    digits = pipeline.cut(gray, params=params)
+def readings(gray: np.ndarray, params: Params = DEFAULT
+             ) -> tuple[np.ndarray, bool, np.ndarray | None, np.ndarray | None]:
+    """The first digit's crop (zeros when none), whether one was found, and the crops of the
+    readings `decision.read` may take instead: the second reading (paper in shadow) and,
+    with the hybrid localiser, the learned route's (None when there is none). What `classify`
+    reads, for every model at once (decision.label chooses)."""
+    first = replace(params, localiser="classical") if params.localiser == "hybrid" else params
+    digits = pipeline.cut(gray, params=first)
     crop = digits[0].pixels if digits else np.zeros((28, 28), np.uint8)
-    again = pipeline.cut(gray, params=params, dark=True) \
+    again = pipeline.cut(gray, params=first, dark=True) \
         if pipeline.doubt_polarity(gray, params) else []
-    return crop, bool(digits), again[0].pixels if again else None
+    other = pipeline.cut(gray, params=replace(params, localiser="learned")) \
+        if params.localiser == "hybrid" and gray.shape != (28, 28) else []
+    return (crop, bool(digits), again[0].pixels if again else None,
+            other[0].pixels if other else None)
+
+
+def _first(crops: dict[int, np.ndarray] | None, n: int) -> dict[int, np.ndarray] | None:
+    return None if crops is None else {i: c for i, c in crops.items() if i < n}

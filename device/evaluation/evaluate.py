@@ -91,23 +91,29 @@ def predict_all(
     return out
 
 
+def _outputs(clf: Classifier, crops: dict[int, np.ndarray] | None) -> dict[int, np.ndarray]:
+    if not crops:
+        return {}
+    where = sorted(crops)
+    return dict(zip(where, predict_all(clf, np.stack([crops[i] for i in where])), strict=True))
+
+
 def measure(clf: Classifier, images: np.ndarray, labels: np.ndarray,
             progress: Callable[[int], None] | None = None,
             found: np.ndarray | None = None,
-            second: dict[int, np.ndarray] | None = None) -> ModelResult:
+            second: dict[int, np.ndarray] | None = None,
+            learned: dict[int, np.ndarray] | None = None) -> ModelResult:
     """Run `clf` on every image. Labels are 0-9, or NONE for images that must read "no
     digit"; `found` (bool per image) is False where the preprocessing found no ink, which
     reads "no digit" whatever the model would say. A model's "no digit" output counts as
-    its answer when it is the most likely. `second` holds second readings (index -> 28x28
-    crop). The answer is the one decision rule's (device/reading/decision.py), as in
-    `classify`, with no confidence floor."""
+    its answer when it is the most likely. `second` and `learned` hold the readings
+    decision.read may take instead (index -> 28x28 crop: the second reading, the hybrid
+    route's learned one). The answer is the one decision rule's
+    (device/reading/decision.py), as in `classify`, with no confidence floor."""
     probs = predict_all(clf, images, progress)
-    alt = {}
-    if second:
-        where = sorted(second)
-        alt = dict(zip(where, predict_all(clf, np.stack([second[i] for i in where])), strict=True))
-    preds = np.array([decision.label(probs[i] if found is None or found[i] else None, alt.get(i))
-                      for i in range(len(probs))], np.int64)
+    again, other = _outputs(clf, second), _outputs(clf, learned)
+    preds = np.array([decision.label(probs[i] if found is None or found[i] else None,
+                                     again.get(i), other.get(i)) for i in range(len(probs))], np.int64)
     return ModelResult(
         model=str(clf.path),
         accuracy=float((preds == labels).mean()) if len(labels) else 0.0,

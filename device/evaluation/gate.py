@@ -46,7 +46,8 @@ def run(paths: list[Path], evalset: EvalSet, load: Callable[[Path], Classifier],
         key = path.resolve()
         if key not in measured:
             measured[key] = evaluate.measure(load(path), evalset.images, evalset.labels,
-                                             progress, evalset.found, evalset.second)
+                                             progress, evalset.found, evalset.second,
+                                             evalset.learned)
         return measured[key]
 
     results = [result_for(p) for p in paths]

@@ -105,7 +105,8 @@ def evidence(writer: Comparison, baseline_errors: int) -> list[str]:
 
 
 def measure(clf: Any, evalset: EvalSet) -> ModelResult:
-    return evaluate.measure(clf, evalset.images, evalset.labels, None, evalset.found, evalset.second)
+    return evaluate.measure(clf, evalset.images, evalset.labels, None, evalset.found, evalset.second,
+                            evalset.learned)
 
 
 def _pct(errors: int, n: int) -> str:

@@ -25,7 +25,7 @@ import numpy as np
 from mnist_edge.device.data import idx
 from mnist_edge.device.errors import BadDataError
 from mnist_edge.device.evaluation import evaluate, real_photos, synth
-from mnist_edge.device.evaluation.datasets import first_and_second
+from mnist_edge.device.evaluation.datasets import readings
 from mnist_edge.device.inference import timing
 from mnist_edge.device.inference.model import NONE, Classifier
 from mnist_edge.device.reading.params import DEFAULT, Params
@@ -45,6 +45,7 @@ class Frames:
     labels: np.ndarray  # digit, or NONE for empty frames
     found: np.ndarray
     second: dict[int, np.ndarray] = field(default_factory=dict)  # second readings
+    learned: dict[int, np.ndarray] = field(default_factory=dict)  # the hybrid's learned ones
 
 
 def render_frames(test_images: np.ndarray, test_labels: np.ndarray, per_style: int,
@@ -57,14 +58,16 @@ def render_frames(test_images: np.ndarray, test_labels: np.ndarray, per_style: i
         picks = rng.choice(len(test_images), size=per_style, replace=False)
         pixels = np.zeros((per_style, 28, 28), np.uint8)
         found = np.zeros(per_style, bool)
-        second = {}
+        second, learned = {}, {}
         for n, i in enumerate(picks):
             frame = synth.empty(rng, style) if empty else synth.photo(test_images[i], rng, style)
-            pixels[n], found[n], alt = first_and_second(frame, params)
-            if alt is not None:
-                second[n] = alt
+            pixels[n], found[n], again, other = readings(frame, params)
+            if again is not None:
+                second[n] = again
+            if other is not None:
+                learned[n] = other
         labels = np.full(per_style, NONE) if empty else test_labels[picks].astype(np.int64)
-        out.append(Frames(style, pixels, labels, found, second))
+        out.append(Frames(style, pixels, labels, found, second, learned))
         if progress:
             progress(per_style)
     return out
@@ -120,8 +123,11 @@ class Scores:
 
 
 def _accuracy(clf: Classifier, pixels: np.ndarray, labels: np.ndarray,
-              found: np.ndarray | None = None, second: dict[int, np.ndarray] | None = None) -> float:
-    return evaluate.measure(clf, pixels, labels, found=found, second=second).accuracy
+              frames: Frames | None = None) -> float:
+    if frames is None:
+        return evaluate.measure(clf, pixels, labels).accuracy
+    return evaluate.measure(clf, pixels, labels, found=frames.found, second=frames.second,
+                            learned=frames.learned).accuracy
 
 
 def score(clf: Classifier, mnist: tuple[np.ndarray, np.ndarray],
@@ -131,9 +137,9 @@ def score(clf: Classifier, mnist: tuple[np.ndarray, np.ndarray],
     if mnistc is not None:
         sets, labels = mnistc
         s.mnistc_error = {name: 1 - _accuracy(clf, x, labels) for name, x in sets.items()}
-    s.photo_accuracy = {f.style: _accuracy(clf, f.pixels, f.labels, f.found, f.second)
+    s.photo_accuracy = {f.style: _accuracy(clf, f.pixels, f.labels, f)
                         for f in photos}
-    s.empty_none_rate = {f.style: _accuracy(clf, f.pixels, f.labels, f.found, f.second)
+    s.empty_none_rate = {f.style: _accuracy(clf, f.pixels, f.labels, f)
                          for f in empties}
     s.p50_us = timing.time_wrapper(clf, runs=2000, warmup=200).p50_us
     return s

@@ -10,7 +10,7 @@ no sure digit and the second is one (Params.second_confidence).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -83,10 +83,28 @@ def second_wins(first: Sequence[np.ndarray | None], second: Sequence[np.ndarray 
     return not any(sure(o, p) for o in first) and any(sure(o, p) for o in second)
 
 
+def settled(probs: np.ndarray | None, p: Params = DEFAULT) -> bool:
+    """A sure digit, or the model's own "no digit" at p.second_confidence or more."""
+    return sure(probs, p) or (probs is not None and len(probs) > NONE
+                              and float(probs[NONE]) >= p.second_confidence)
+
+
+def learned_wins(first: Sequence[np.ndarray | None], learned: Sequence[np.ndarray | None],
+                 p: Params = DEFAULT) -> bool:
+    """The hybrid route's rule: the learned route's reading replaces the classical one when
+    that settled nothing (no sure digit, no sure "no digit": a lamp in the dark the model
+    calls no digit stays so) and the learned one is a sure digit."""
+    return not any(settled(o, p) for o in first) and any(sure(o, p) for o in learned)
+
+
 def label(first: np.ndarray | None, second: np.ndarray | None = None,
-          min_confidence: float = 0.0, params: Params = DEFAULT) -> int:
-    """The answer as a class index (0-9, or NONE): what accuracy is measured on."""
+          learned: np.ndarray | None = None, min_confidence: float = 0.0,
+          params: Params = DEFAULT) -> int:
+    """The answer as a class index (0-9, or NONE): what accuracy is measured on. `second`
+    and `learned` are the outputs of the readings `read` may take instead, in its order."""
     probs = second if second_wins([first], [second], params) else first
+    if learned_wins([probs], [learned], params):
+        probs = learned
     digit, _ = answer(probs, min_confidence)
     return NONE if digit is None else digit
 
@@ -116,10 +134,10 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
         floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
         again = _read_cut(clf, pipeline.cut(image, multi, route, trace, dark=True), floor, True)
         outputs, preds = _taken(outputs, preds, again, params, trace, "second reading")
-    if params.localiser == "hybrid" and not any(sure(o, params) for o in outputs):
-        learned = replace(params, localiser="learned")  # no sure digit: where does the map see one?
+    if params.localiser == "hybrid" and not any(settled(o, params) for o in outputs):
+        learned = replace(params, localiser="learned")  # nothing settled: where does the map see digits?
         found = _read_cut(clf, pipeline.cut(image, multi, learned, trace), min_confidence)
-        outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading")
+        outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading", learned_wins)
     if multi:
         preds = [p for p in preds if p.digit is not None] or preds[:1]
     preds = preds or [Prediction(None, None, None, none_reason=NO_INK)]
@@ -139,9 +157,9 @@ def _read_cut(clf: Classifier, digits: list[pipeline.Digit], min_confidence: flo
 
 
 def _taken(outputs: list[np.ndarray], preds: list[Prediction], other: Reading, p: Params,
-           trace: Trace | None, stage: str) -> Reading:
-    """The other reading replaces the first by the one rule (second_wins), when it answers."""
-    taken = second_wins(outputs, other[0], p) and any(q.digit is not None for q in other[1])
+           trace: Trace | None, stage: str, rule: Callable[..., bool] = second_wins) -> Reading:
+    """The other reading replaces the first by its rule, when it answers."""
+    taken = rule(outputs, other[0], p) and any(q.digit is not None for q in other[1])
     if trace is not None:
         trace.add(stage, taken=taken)
     return other if taken else (outputs, preds)

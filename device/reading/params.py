@@ -95,9 +95,9 @@ class Params:
     second_confidence: float = 0.9  # the second reading counts only as a sure digit
     # -- localisation: "classical" (the grid stages above, frame-wide), "learned" (the
     #    localiser model's map, then each region read at its own scale: localise.py) or
-    #    "hybrid" (classical, and the learned route only when that finds no sure digit:
-    #    decision.read)
-    localiser: str = "classical"
+    #    "hybrid", the default (classical, and the learned route only when that finds no sure
+    #    digit: decision.read; it wins every row of `make localiser-ab` against classical)
+    localiser: str = "hybrid"
     locate_threshold: float = 0.5  # a map cell this likely to hold digit ink is in a region
     locate_peak: float = 0.7  # ... and a region counts only when one of its cells is this sure
     locate_margin: float = 0.35  # a region grows by this share of its size on each side
@@ -124,7 +124,7 @@ class Params:
 
 
 LOCALISERS = ("classical", "learned", "hybrid")
-ENV_LOCALISER = "MNIST_EDGE_LOCALISER"  # classical (the default: it wins, README), learned, hybrid
+ENV_LOCALISER = "MNIST_EDGE_LOCALISER"  # hybrid (the default: it wins, README), classical, learned
 
 
 def _default() -> Params:
