@@ -274,3 +274,26 @@ def test_hybrid_asks_the_map_only_when_the_classical_reading_settles_nothing(int
     monkeypatch.setattr(localise, "load", no_map)
     assert [decision.read(int8_model_robust, f, params=hybrid)[0].digit for f in frames] == classical
     assert sum(d == y[i] for i, d in enumerate(classical)) >= 9
+
+
+@needs_model
+def test_hybrid_reads_classically_when_the_localiser_cannot_load(int8_model_robust, monkeypatch,
+                                                                 capsys):
+    """A runtime that cannot run the localiser (or a damaged install) costs the second
+    opinion, not the reading: one line on stderr, then classical readings."""
+    from mnist_edge.device.reading import decision
+
+    def broken(*_a, **_k):
+        raise BadModelError("localiser_int8.tflite: not a usable localiser (op missing)")
+
+    monkeypatch.setattr(localise, "load", broken)
+    localise.usable.cache_clear()
+    try:
+        blank = np.full((120, 160), 0.8, np.float32)
+        hybrid = replace(DEFAULT, localiser="hybrid")
+        answers = [decision.read(int8_model_robust, blank, params=hybrid)[0] for _ in range(3)]
+        assert all(a.digit is None and a.none_reason == decision.NO_INK for a in answers)
+        err = capsys.readouterr().err
+        assert err.count("learned localiser is not usable") == 1 and "op missing" in err
+    finally:
+        localise.usable.cache_clear()

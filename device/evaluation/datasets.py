@@ -18,7 +18,7 @@ from mnist_edge.device.data import mnist as data
 from mnist_edge.device.errors import BadDataError
 from mnist_edge.device.inference.model import NONE
 from mnist_edge.device.reading import decode as images
-from mnist_edge.device.reading import pipeline
+from mnist_edge.device.reading import localise, pipeline
 from mnist_edge.device.reading.params import DEFAULT, Params
 
 CLASS_FOLDERS = {**{str(d): d for d in range(10)}, "none": NONE}
@@ -115,7 +115,7 @@ def readings(gray: np.ndarray, params: Params = DEFAULT
     again = pipeline.cut(gray, params=first, dark=True) \
         if pipeline.doubt_polarity(gray, params) else []
     other = pipeline.cut(gray, params=replace(params, localiser="learned")) \
-        if params.localiser == "hybrid" and gray.shape != (28, 28) else []
+        if params.localiser == "hybrid" and gray.shape != (28, 28) and localise.usable() else []
     return (crop, bool(digits), again[0].pixels if again else None,
             other[0].pixels if other else None)
 

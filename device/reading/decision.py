@@ -5,7 +5,9 @@ An answer is a digit, or "no digit" with its reason: no ink (the pipeline found 
 the model's own "no digit" output, or the best digit below the confidence floor. A frame
 the pipeline doubts (paper mostly in shadow, device/reading/pipeline.doubt_polarity) is
 read a second time as dark ink on paper; the second reading wins only when the first is
-no sure digit and the second is one (Params.second_confidence).
+no sure digit and the second is one (Params.second_confidence). With the hybrid localiser
+(the default), a reading that still settles nothing (no sure digit, no sure "no digit") is
+followed by the learned route's, which wins when it is a sure digit.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 
 from mnist_edge.device.inference.model import NONE, Classifier
 
-from . import pipeline
+from . import localise, pipeline
 from .params import DEFAULT, Params
 from .trace import Trace
 
@@ -134,7 +136,8 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
         floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
         again = _read_cut(clf, pipeline.cut(image, multi, route, trace, dark=True), floor, True)
         outputs, preds = _taken(outputs, preds, again, params, trace, "second reading")
-    if params.localiser == "hybrid" and not any(settled(o, params) for o in outputs):
+    if params.localiser == "hybrid" and not any(settled(o, params) for o in outputs) \
+            and localise.usable():
         learned = replace(params, localiser="learned")  # nothing settled: where does the map see digits?
         found = _read_cut(clf, pipeline.cut(image, multi, learned, trace), min_confidence)
         outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading", learned_wins)

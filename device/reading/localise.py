@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mnist_edge.device.errors import BadModelError
+from mnist_edge.device.errors import BadModelError, MnistEdgeError
 from mnist_edge.device.inference import quant, safety
 from mnist_edge.device.inference.runtime import choose
 from mnist_edge.device.native_stderr import quiet_native_stderr
@@ -109,6 +110,20 @@ def load(path: Path = MODEL, runtime: str | None = None) -> Localiser:
     if not safety.check_manifest(path, sha, trust_model=False):
         raise BadModelError(f"{path}: no manifest.json beside it vouches for this localiser")
     return from_bytes(content, path, runtime)
+
+
+@functools.cache
+def usable() -> bool:
+    """Whether the bundled localiser loads here. The hybrid route asks it only then, and reads
+    classically otherwise, saying why once on stderr (a runtime without its ops, a damaged
+    install): a reading never fails for want of the second opinion."""
+    try:
+        load()
+        return True
+    except (MnistEdgeError, OSError) as e:
+        print(f"warning: the learned localiser is not usable ({e}); reading with the classical "
+              "route alone", file=sys.stderr)
+        return False
 
 
 def from_bytes(content: bytes, path: Path = MODEL, runtime: str | None = None) -> Localiser:

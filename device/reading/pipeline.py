@@ -7,7 +7,9 @@ With Params.localiser "learned" the first steps are the localiser's (device/read
 localise.py): grey -> grid -> the model's map of digit ink -> regions; each region is then cut
 from the full-resolution frame and read by the steps above on its own, so its background,
 threshold and stroke width are its own, and a small number on a big page gets the grid's
-whole resolution.
+whole resolution. "hybrid" (the default) is chosen in decision.read, which calls this with
+"classical" first and "learned" only when that reading settles nothing; cut itself reads a
+"hybrid" params as classical.
 
 Ink is located on a small analysis grid (longer side <= Params.grid); each digit is then cut
 from the full-resolution grey image, so a camera frame costs about as much as its grid.
