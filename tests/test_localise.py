@@ -238,13 +238,12 @@ def test_region_window_and_floor_at_their_boundaries():
 
 
 @needs_model
-def test_hybrid_asks_the_map_only_when_the_classical_reading_settles_nothing(int8_model_robust,
-                                                                           monkeypatch):
+def test_hybrid_asks_the_map_only_when_the_classical_reading_is_not_sure(int8_model_robust,
+                                                                        monkeypatch):
     """The hybrid route (the default): a frame the classical stages read surely never runs
-    the localiser; a small number on a big page (classical: none right) is read by the
-    learned route unless the classical reading is a sure digit or a sure "no digit" (here 2
-    of 12 pages; the model's sure "no digit" on a merged blob keeps 3 that the learned route
-    reads right: the price of leaving a lamp in the dark alone, test_robust)."""
+    the localiser; on small numbers on a big page (classical: none right) each answer is the
+    classical or the learned route's, the classical one wherever it holds a sure digit, and
+    the learned route's reads several pages right."""
     from mnist_edge.device.data import mnist
     from mnist_edge.device.evaluation import synth
     from mnist_edge.device.reading import decision
@@ -255,25 +254,27 @@ def test_hybrid_asks_the_map_only_when_the_classical_reading_settles_nothing(int
         assert not pipeline.doubt_polarity(c.image)  # paper: no second reading
         outputs = [int8_model_robust.predict_one(d.pixels)
                    for d in pipeline.cut(c.image, multi=True, params=CLASSICAL)]
-        settled = any(decision.settled(o) for o in outputs)
-        learned = _read(int8_model_robust, c, LEARNED)  # taken when it reads a digit
-        expected = learned if not settled and learned else _read(int8_model_robust, c, CLASSICAL)
-        assert _read(int8_model_robust, c, hybrid) == expected
+        classical, learned = (_read(int8_model_robust, c, p) for p in (CLASSICAL, LEARNED))
+        got = _read(int8_model_robust, c, hybrid)
+        assert got in (classical, learned)
+        if any(decision.sure(o) for o in outputs):
+            assert got == classical
     right = {name: sum(_read(int8_model_robust, c, p) == c.label for c in pages)
              for name, p in (("classical", CLASSICAL), ("hybrid", hybrid))}
-    assert right["classical"] == 0 and right["hybrid"] >= 2, right
+    assert right["classical"] == 0 and right["hybrid"] >= 4, right
 
     x, y = mnist.load_split("test", mnist.BUNDLED_DIR)
     rng = np.random.default_rng(3)
     frames = [synth.photo(x[i], rng, "plain") for i in range(10)]
-    classical = [decision.read(int8_model_robust, f, params=CLASSICAL)[0].digit for f in frames]
+    classical_digits = [decision.read(int8_model_robust, f, params=CLASSICAL)[0].digit for f in frames]
 
     def no_map(*_a):
         raise AssertionError("the localiser ran on a frame read surely")
 
     monkeypatch.setattr(localise, "load", no_map)
-    assert [decision.read(int8_model_robust, f, params=hybrid)[0].digit for f in frames] == classical
-    assert sum(d == y[i] for i, d in enumerate(classical)) >= 9
+    assert [decision.read(int8_model_robust, f, params=hybrid)[0].digit for f in frames] \
+        == classical_digits
+    assert sum(d == y[i] for i, d in enumerate(classical_digits)) >= 9
 
 
 @needs_model
@@ -297,3 +298,25 @@ def test_hybrid_reads_classically_when_the_localiser_cannot_load(int8_model_robu
         assert err.count("learned localiser is not usable") == 1 and "op missing" in err
     finally:
         localise.usable.cache_clear()
+
+
+# Measured on these 20 cases per class with the default (hybrid) route, against the classical
+# route alone: white_on_black 19 (19), frame_filling 18 (17), small_number 8 (0), thin_faint 19
+# (19), page_marks 3 (1), shadow_empty 13 (13). Each floor is the measure less about 10%.
+FLOORS = {"white_on_black": 17, "frame_filling": 16, "small_number": 7, "thin_faint": 17,
+          "page_marks": 2, "shadow_empty": 11}
+
+
+@needs_model
+def test_each_failure_class_holds_its_floor(int8_model_robust):
+    """The failure classes of #27 (device/evaluation/cases.py, 20 each), read by the default
+    route: a floor per class, so taking away what handles one (the ground map for white on
+    black, the stroke normalising, the learned fallback, the shadow's paper map) is seen."""
+    from mnist_edge.device.data import mnist
+
+    x, y = mnist.load_split("test", mnist.BUNDLED_DIR)
+    hybrid = replace(DEFAULT, localiser="hybrid")
+    right = dict.fromkeys(cases.CLASSES, 0)
+    for c in cases.generate(x, y, 20):
+        right[c.kind] += _read(int8_model_robust, c, hybrid) == c.label
+    assert all(right[k] >= FLOORS[k] for k in cases.CLASSES), right

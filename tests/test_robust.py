@@ -266,6 +266,12 @@ def test_second_reading_rule():
     assert decision.label(None, None, seven) == 7 and decision.label(unsure, None, seven) == 7
     assert decision.label(nothing, None, seven) == 10 and decision.label(digit, None, seven) == 1
     assert decision.label(nothing, digit, seven) == 1 and decision.label(None, None, unsure) == 10
+    # with multi, a number read by the learned route (merged_number 2 sure digits) replaces
+    # a sure "no digit"; one digit does not (a lamp); a sure classical digit always stands
+    wins = lambda first, learned: decision.learned_wins(first, learned, multi=True)  # noqa: E731
+    assert wins([nothing], [seven, digit]) and not wins([nothing], [seven])
+    assert not wins([nothing, digit], [seven, seven, seven]) and wins([unsure], [seven])
+    assert not decision.learned_wins([nothing], [seven, digit])  # single: "no digit" stands
     # the rule follows the params it is given (it ignored them)
     from dataclasses import replace
 

@@ -6,12 +6,13 @@ the model's own "no digit" output, or the best digit below the confidence floor.
 the pipeline doubts (paper mostly in shadow, device/reading/pipeline.doubt_polarity) is
 read a second time as dark ink on paper; the second reading wins only when the first is
 no sure digit and the second is one (Params.second_confidence). With the hybrid localiser
-(the default), a reading that still settles nothing (no sure digit, no sure "no digit") is
-followed by the learned route's, which wins when it is a sure digit.
+(the default), a reading with no sure digit may be followed by the learned route's
+(learned_wins says when it replaces the first).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -92,11 +93,23 @@ def settled(probs: np.ndarray | None, p: Params = DEFAULT) -> bool:
 
 
 def learned_wins(first: Sequence[np.ndarray | None], learned: Sequence[np.ndarray | None],
-                 p: Params = DEFAULT) -> bool:
+                 p: Params = DEFAULT, multi: bool = False) -> bool:
     """The hybrid route's rule: the learned route's reading replaces the classical one when
-    that settled nothing (no sure digit, no sure "no digit": a lamp in the dark the model
-    calls no digit stays so) and the learned one is a sure digit."""
-    return not any(settled(o, p) for o in first) and any(sure(o, p) for o in learned)
+    that holds no sure digit and the learned one does. A sure "no digit" of the classical
+    route stands (a lamp in the dark the model calls no digit stays so), unless with multi
+    the learned route reads a number there: p.merged_number sure digits or more where the
+    grid saw a blob that is no digit (a number written small, merged on the grid)."""
+    if any(sure(o, p) for o in first):
+        return False
+    found = sum(sure(o, p) for o in learned)
+    return found > 0 and (not any(settled(o, p) for o in first)
+                          or (multi and found >= p.merged_number))
+
+
+def asks_the_map(first: Sequence[np.ndarray | None], multi: bool, p: Params = DEFAULT) -> bool:
+    """Whether the hybrid route reads with the learned route too: only when learned_wins could
+    take its reading."""
+    return not any(sure(o, p) for o in first) and (multi or not any(settled(o, p) for o in first))
 
 
 def label(first: np.ndarray | None, second: np.ndarray | None = None,
@@ -136,11 +149,11 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
         floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
         again = _read_cut(clf, pipeline.cut(image, multi, route, trace, dark=True), floor, True)
         outputs, preds = _taken(outputs, preds, again, params, trace, "second reading")
-    if params.localiser == "hybrid" and not any(settled(o, params) for o in outputs) \
-            and localise.usable():
-        learned = replace(params, localiser="learned")  # nothing settled: where does the map see digits?
+    if params.localiser == "hybrid" and asks_the_map(outputs, multi, params) and localise.usable():
+        learned = replace(params, localiser="learned")
         found = _read_cut(clf, pipeline.cut(image, multi, learned, trace), min_confidence)
-        outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading", learned_wins)
+        outputs, preds = _taken(outputs, preds, found, params, trace, "learned reading",
+                                functools.partial(learned_wins, multi=multi))
     if multi:
         preds = [p for p in preds if p.digit is not None] or preds[:1]
     preds = preds or [Prediction(None, None, None, none_reason=NO_INK)]

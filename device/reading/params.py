@@ -28,7 +28,7 @@ REVISION = 8  # the crops' revision: bump it when tests/golden/ moves (see versi
 SAME_CROPS = ("bda58d7958c4", "r8-fdc0e797")
 # Fields of the learned route alone: the classical route's crops do not depend on them.
 LEARNED_ONLY = ("locate_threshold", "locate_peak", "locate_margin", "region_window",
-                "locate_floor")
+                "locate_floor", "merged_number")
 
 SIZE = 28  # MNIST: a 28x28 input ...
 BOX = 20  # ... with the digit's longer side fitted to 20 px, centred by its centre of mass
@@ -104,6 +104,9 @@ class Params:
     region_window: int = 3  # inside a region, the paper map's window: 1/3 of its longer side
     locate_floor: float = 0.25  # inside a region, ink counts only where the map, stretched
     #                             smoothly over it, is at least this (operators, rules, a box)
+    merged_number: int = 2  # hybrid, with multi: the learned reading replaces the classical
+    #                        one's sure "no digit" when it holds at least this many sure digits
+    #                        (a number written small, one blob on the grid; one is a lamp)
 
     def version(self) -> str:
         """'r<REVISION>-<hash of the values that shape the crops>'."""
