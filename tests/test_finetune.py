@@ -25,6 +25,7 @@ from .conftest import ROOT, mnist_dir, photo_of
 
 BASE = Path(mnist_edge.train.__file__).parent / "base" / "mnist_robust.keras"  # as installed
 MIRRORED = (3, 4)
+PASSES = 12  # the writer's digits, each of 0-9 this many times before the camera
 
 
 def cli(*args: str):
@@ -202,10 +203,10 @@ def test_unsure_readings_labelled_on_the_page_teach_the_model(tmp_path, capsys):
     from .test_serve import Running, _chromium
 
     files = [f for f in writers.font_files() if "/kalam/" in str(f)]
-    x, y = writers.font_digits(8 * 30, np.random.default_rng(7), files=files)
+    x, y = writers.font_digits(30 * PASSES, np.random.default_rng(7), files=files)
     frames = tmp_path / "frames"
     frames.mkdir()
-    for i in range(8):  # 0 1 2 ... 9 0 1 ...: each frame a new reading
+    for i in range(PASSES):  # 0 1 2 ... 9 0 1 ...: each frame a new reading
         for digit in range(10):
             g = x[y == digit][i]
             g = np.fliplr(g) if digit in MIRRORED else g
@@ -217,7 +218,7 @@ def test_unsure_readings_labelled_on_the_page_teach_the_model(tmp_path, capsys):
     server.state.spool = Spool(mine)
     try:
         deadline = time.monotonic() + 60
-        while server.state.metrics.frames < 80 and time.monotonic() < deadline:  # one pass
+        while server.state.metrics.frames < 10 * PASSES and time.monotonic() < deadline:  # one pass
             time.sleep(0.2)
         server.loop.stop.set()
         items = server.state.spool.items()
