@@ -106,7 +106,7 @@ record-prefixes: $(BIN)/mnist-edge $(FONTS)  ## record the hashes `make reproduc
 	  [v.pop('seconds') for v in r.values()]; \
 	  from mnist_edge.device import atomic; atomic.write_json('train/base/prefixes.json', r)"
 
-localiser-ab: $(BIN)/mnist-edge  ## classical vs learned localisation, side by side -> models/localiser-ab.md
+localiser-ab: $(BIN)/mnist-edge  ## classical, learned and hybrid localisation side by side -> models/localiser-ab.md
 	$(BIN)/python bench/localiser_ab.py --markdown $(MODELS)/localiser-ab.md
 
 robustness: $(BIN)/mnist-edge  ## side-by-side robustness table of both families -> models/robustness.md
