@@ -446,6 +446,10 @@ def test_real_browser_page_heals_on_a_desktop():
             assert not page.is_visible("#preview")  # no photo sent yet: no broken image
             page.screenshot(path=str(SCREENSHOTS / "serve_desktop.png"))
 
+            # a digit on screen as the Pi goes away: between the video's digits the reading is
+            # "no digit", which shows no age (it failed once when the server stopped there)
+            page.wait_for_function("/^[0-9]$/.test(document.getElementById('digit').textContent)",
+                                   timeout=20000)
             server.close()  # the Pi goes away
             page.wait_for_function("document.body.classList.contains('offline')", timeout=15000)
             page.wait_for_function("/from [0-9]+ s ago/.test(document.getElementById('age').textContent)",
