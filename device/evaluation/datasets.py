@@ -109,10 +109,9 @@ def readings(gray: np.ndarray, params: Params = DEFAULT
     readings `decision.read` may take instead: the second reading (paper in shadow) and,
     with the hybrid localiser, the learned route's (None when there is none). What `classify`
     reads, for every model at once (decision.label chooses)."""
-    first = replace(params, localiser="classical") if params.localiser == "hybrid" else params
-    digits = pipeline.cut(gray, params=first)
+    digits = pipeline.cut(gray, params=params)  # "hybrid": the classical stages
     crop = digits[0].pixels if digits else np.zeros((28, 28), np.uint8)
-    again = pipeline.cut(gray, params=first, dark=True) \
+    again = pipeline.cut(gray, params=params, dark=True) \
         if pipeline.doubt_polarity(gray, params) else []
     other = pipeline.cut(gray, params=replace(params, localiser="learned")) \
         if params.localiser == "hybrid" and gray.shape != (28, 28) and localise.usable() else []

@@ -143,11 +143,11 @@ def read(clf: Classifier, image: np.ndarray, multi: bool = False, min_confidence
          params: Params = DEFAULT, trace: Trace | None = None) -> list[Prediction]:
     """Every digit found (with multi: lines from the top, each left to right), or one
     `digit=None` entry saying why there is none."""
-    route = replace(params, localiser="classical") if params.localiser == "hybrid" else params
-    outputs, preds = _read_cut(clf, pipeline.cut(image, multi, route, trace), min_confidence)
+    # (pipeline.cut reads "hybrid" params by the classical stages: the first reading)
+    outputs, preds = _read_cut(clf, pipeline.cut(image, multi, params, trace), min_confidence)
     if not any(sure(o, params) for o in outputs) and pipeline.doubt_polarity(image, params):
         floor = max(min_confidence, params.second_confidence)  # worth a second look: take it
-        again = _read_cut(clf, pipeline.cut(image, multi, route, trace, dark=True), floor, True)
+        again = _read_cut(clf, pipeline.cut(image, multi, params, trace, dark=True), floor, True)
         outputs, preds = _taken(outputs, preds, again, params, trace, "second reading")
     if params.localiser == "hybrid" and asks_the_map(outputs, multi, params) and localise.usable():
         learned = replace(params, localiser="learned")
