@@ -368,6 +368,23 @@ def test_tls_with_a_self_signed_ca(tmp_path):
         b.stop()
 
 
+def test_a_run_that_ends_before_the_broker_answers_says_so(monkeypatch):
+    """A port that takes the connection but never answers (no CONNACK): a short run still
+    ends with one line on the broker, not silence, and does not say it is retrying."""
+    monkeypatch.setattr(mqtt, "PROBE_TIMEOUT", 0.5)
+    said: list[str] = []
+    with socket.socket() as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        quiet.listen(1)  # the kernel completes the handshake; nobody reads
+        port = quiet.getsockname()[1]
+        publisher = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{port}"), device="quiet",
+                                   log=said.append)
+        publisher.start(wait=0.1)
+        publisher.reading({"digit": 3})
+        publisher.close(timeout=0.1)
+    assert said == [f"mqtt: cannot reach mqtt://127.0.0.1:{port}: no answer yet"], said
+
+
 def test_serve_hands_readings_and_camera_failures_to_the_publisher():
     pytest.importorskip("starlette")
     from mnist_edge.device.errors import CameraError

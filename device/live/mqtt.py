@@ -45,6 +45,7 @@ from mnist_edge.device.errors import UsageError
 DISCOVERY_PREFIX = "homeassistant"
 ENV_USER, ENV_PASSWORD = "MNIST_EDGE_MQTT_USERNAME", "MNIST_EDGE_MQTT_PASSWORD"
 ENV_CREDENTIALS = "MNIST_EDGE_MQTT_CREDENTIALS"  # a file: first line user, second password
+PROBE_TIMEOUT = 3.0  # s for each step of the probe that names a failed connection's cause
 QUEUE = 64  # readings waiting for the broker while connected; offline, only the newest
 FPS_PERIOD = 10.0  # seconds between frames/s updates (a change of camera status goes at once)
 HEALTH_PERIOD = 30.0  # seconds between drift figures (a change of drift state goes at once)
@@ -164,7 +165,7 @@ def discovery_configs(prefix: str, device: str, discovery: str = DISCOVERY_PREFI
     }
 
 
-def diagnose(broker: Broker, ca_file: Path | None = None, timeout: float = 3.0) -> str | None:
+def diagnose(broker: Broker, ca_file: Path | None = None, timeout: float = PROBE_TIMEOUT) -> str | None:
     """Why a connection to `broker` fails, in words, from one probe of its port (TCP, then a
     TLS handshake as the client makes it): an unknown host, nothing listening, a certificate
     not trusted or made for another name, a plain port given as mqtts://, a TLS port given as
@@ -330,9 +331,10 @@ class Publisher:
 
     def close(self, timeout: float = 2.0) -> None:
         """Publish what is pending (up to `timeout` s), then `offline`, and disconnect."""
-        self._answered.wait(timeout)
+        if not self._answered.wait(timeout) and not self._ever_connected:
+            self._explain(ending=True)  # the run ends before the broker answered: say why
         if self._diagnosis is not None:  # a cause being probed is said before the end
-            self._diagnosis.join(timeout + 3)
+            self._diagnosis.join(2 * PROBE_TIMEOUT + 1)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._wake:
@@ -408,16 +410,18 @@ class Publisher:
         self._explain()
         self._answered.set()
 
-    def _explain(self) -> None:
+    def _explain(self, ending: bool = False) -> None:
         """Says why the broker cannot be reached (a probe of its port, in a thread of its own
-        so paho's loop goes on), once per cause."""
+        so paho's loop goes on), once per cause; `ending`: the run ends with no answer yet."""
         if self._diagnosis is not None and self._diagnosis.is_alive():
             return
 
         def probe() -> None:
-            cause = diagnose(self.broker, self.ca_file)
+            cause = diagnose(self.broker, self.ca_file, PROBE_TIMEOUT)
+            if ending:
+                cause = cause or "no answer yet"
             self._say(f"mqtt: cannot reach {self.broker.describe()}"
-                      + (f": {cause}" if cause else "") + "; retrying")
+                      + (f": {cause}" if cause else "") + ("" if ending else "; retrying"))
 
         self._diagnosis = threading.Thread(target=probe, name="mqtt-diagnosis", daemon=True)
         self._diagnosis.start()
