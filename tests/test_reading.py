@@ -483,6 +483,13 @@ def test_params_version_changes_with_any_threshold_not_with_code():
     # the bundled model was trained on crops these defaults reproduce: no warning
     assert DEFAULT.reads_like(params_module.SAME_CROPS[0])
     assert DEFAULT.reads_like(DEFAULT.version()) and not DEFAULT.reads_like("r1-00000000")
+    # MNIST_EDGE_LOCALISER chooses a route, not other crops: no warning either way
+    routes = [Params(localiser=r) for r in params_module.LOCALISERS]
+    for a in routes:
+        assert a.reads_like(params_module.SAME_CROPS[0])
+        assert all(a.reads_like(b.version()) for b in routes), a.localiser
+    assert not replace(Params(localiser="learned"), min_contrast=0.3).reads_like(
+        DEFAULT.version())
 
 
 def test_one_decision_rule():

@@ -121,9 +121,13 @@ class Params:
         """True when a model trained on crops of pipeline `recorded` sees the same crops here."""
         if recorded == self.version():
             return True
-        classical = Params(**{f.name: getattr(self, f.name) for f in fields(self)
-                              if f.name not in LEARNED_ONLY})
-        return classical == Params() and recorded in SAME_CROPS
+        crops = Params(**{f.name: getattr(self, f.name) for f in fields(self)
+                          if f.name not in LEARNED_ONLY and f.name != "localiser"})
+        if crops != Params():  # the classical stages, which cut every crop, differ
+            return False
+        # the defaults with any route: the route chooses where to look, not how a crop is cut
+        return recorded in SAME_CROPS or recorded in {Params(localiser=r).version()
+                                                      for r in LOCALISERS}
 
 
 LOCALISERS = ("classical", "learned", "hybrid")
