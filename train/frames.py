@@ -6,7 +6,9 @@ passed through the device's own preprocessing, so the model learns from what it 
 - nothing: empty frames of the same kinds, as the crops the preprocessing makes of a ruled
   line, a shadow edge or a speck of dust (label: NONE), plus 28x28 inputs with no digit at
   all (blank, a blob of light, haze, noise, stray marks, bright borders) for models fed
-  MNIST-like arrays.
+  MNIST-like arrays;
+- marks: the operators of a written sum (+ - x = and the division sign), photographed and
+  cut like the digits (label: NONE), so `5 + 3 x 7` reads 537, not 51347.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from mnist_edge.device.evaluation import synth
-from mnist_edge.device.reading import pipeline
+from mnist_edge.device.reading import pipeline, stages
 
-from . import augment
+from . import augment, pages
 
 NONE = 10  # the extra output: "no digit here"
 
@@ -34,6 +36,34 @@ def photo_digits(images: np.ndarray, labels: np.ndarray, count: int,
             out.append(found[0].pixels)
             out_y.append(labels[i])
     return np.array(out, np.uint8).reshape(-1, 28, 28), np.array(out_y, np.uint8)
+
+
+MARKS = ("+", "-", "x", "=", "div")  # never "/": many writers' 1 is a slanted bar
+
+
+def mark_crops(count: int, rng: np.random.Generator) -> np.ndarray:
+    """Up to `count` crops of marks that are not digits (the operators of a written sum),
+    photographed like the digits and cut out by the preprocessing; half of them cut clean
+    (the crop a region of the learned route gives). Label: NONE."""
+    out = []
+    for n in range(count):
+        glyph = pages._operator(rng, int(rng.integers(14, 24)), MARKS[n % len(MARKS)])
+        glyph = pages._with_width(glyph, float(rng.uniform(1.0, 3.5)))
+        if n % 2:
+            pixels = stages.fit_and_centre(glyph)
+            if pixels is not None:
+                out.append(pixels)
+            continue
+        square = np.zeros((28, 28), np.float32)
+        gh, gw = min(28, glyph.shape[0]), min(28, glyph.shape[1])
+        y, x = (28 - gh) // 2, (28 - gw) // 2
+        square[y:y + gh, x:x + gw] = glyph[:gh, :gw]
+        frame, box = synth.photo_with_box((square * 255).astype(np.uint8), rng,
+                                          synth.STYLES[n // 2 % len(synth.STYLES)])
+        found = pipeline.cut(frame)
+        if found and _centre_inside(found[0].bbox, box):
+            out.append(found[0].pixels)
+    return np.array(out, np.uint8).reshape(-1, 28, 28)
 
 
 def _centre_inside(found: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> bool:

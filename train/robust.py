@@ -3,8 +3,8 @@
 Trained on the MNIST *train* split only, augmented afresh every epoch (train/augment.py),
 plus other writers' digits generated here (train/writers.py: handwriting fonts with open
 licences and procedural pen strokes), plus examples cut from synthetic camera frames by the
-device's own reading pipeline (train/frames.py): photographed digits, and empty pages whose
-crops must read "none".
+device's own reading pipeline (train/frames.py): photographed digits, and empty pages and
+the operators of a written sum whose crops must read "none".
 Never the test split, never MNIST-C or its corruption code: those only measure.
 """
 
@@ -24,6 +24,7 @@ FONT_DIGITS = 12_000  # digits in handwriting fonts (other writers: flags, cross
 STROKE_DIGITS = 4_000  # procedural 1s with flag and foot, crossed 7s, closed 4s, straight 9s
 PHOTO_DIGITS = 12_000  # those digits photographed on synthetic paper, cut out by the pipeline
 EMPTY_FRAMES = 15_000  # empty synthetic frames; the crops preprocessing cuts from them are "none"
+MARK_CROPS = 4_000  # operators of a written sum (+ - x = and the division sign): "none"
 BLANK_INPUTS = 5_000  # 28x28 inputs with no digit, drawn afresh each epoch
 
 
@@ -44,9 +45,11 @@ class Pools:
         self.photo_labels = photo_labels.astype(np.int64)
         self.empties = frames.empty_crops(int(EMPTY_FRAMES * scale), rng).astype(np.float32) / 255
         self.blanks = int(BLANK_INPUTS * scale)
+        self.marks = frames.mark_crops(int(MARK_CROPS * scale), rng).astype(np.float32) / 255
         print(f"pools: {len(fonts):,} font and {len(strokes):,} stroke digits, "
               f"{len(self.photos):,} photographed digits, {len(self.empties):,} "
-              f"empty-frame crops ({time.perf_counter() - t0:.0f} s)", flush=True)
+              f"empty-frame crops, {len(self.marks):,} operators "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
     def epoch(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """One epoch's inputs (N,28,28,1) and integer labels, freshly augmented."""
@@ -55,9 +58,10 @@ class Pools:
             augment.augment(self.photos, rng),
             augment.augment(self.empties, rng),
             frames.blank_inputs(self.blanks, rng),
+            augment.augment(self.marks, rng),
         ])
         y = np.concatenate([self.labels, self.photo_labels,
-                            np.full(len(self.empties) + self.blanks, frames.NONE)])
+                            np.full(len(self.empties) + self.blanks + len(self.marks), frames.NONE)])
         return x[..., None], y
 
 
@@ -71,7 +75,8 @@ def fit(model, images: np.ndarray, labels: np.ndarray, *, epochs: int = EPOCHS,
 
     rng = np.random.default_rng(seed)
     pools = Pools(images, labels, rng, scale)
-    per_epoch = len(pools.digits) + len(pools.photos) + len(pools.empties) + pools.blanks
+    per_epoch = (len(pools.digits) + len(pools.photos) + len(pools.empties) + pools.blanks
+                 + len(pools.marks))
     steps = epochs * -(-per_epoch // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(LEARNING_RATE, steps)
     model.compile(optimizer=keras.optimizers.Adam(schedule),
