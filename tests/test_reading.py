@@ -598,6 +598,29 @@ def test_ink_and_mark_thresholds_at_their_boundaries():
         frame[100:100 + thick, :] = True
         assert stages.marks(frame, p)[1]["lines"] == int(is_line), thick
 
+    # frame_inner 0.3: a box 100 cells tall around a mark 32 cells tall is a frame, set aside
+    # (the mark is read); around a mark 28 cells tall (a speck inside a 0) it is writing
+    for inner, is_frame in ((32, True), (28, False)):
+        boxed = np.zeros((200, 300), bool)
+        boxed[50:150, 40:260] = True
+        boxed[53:147, 43:257] = False  # the box's outline, 3 cells thick
+        boxed[80:80 + inner, 100:112] = True
+        kept, dropped = stages.marks(boxed, p)
+        assert dropped["frames"] == int(is_frame) and len(kept) == 2 - is_frame, inner
+        assert all(b.height == inner for b in kept) if is_frame else True
+
+    # rule_width 1.5: under two marks 40 cells tall, a flat mark 4 cells thick (line_aspect 8:
+    # 32 wide at least) is an underline at 62 cells wide, writing at 58
+    for wide, is_rule in ((62, True), (58, False)):
+        lined = np.zeros((200, 300), bool)
+        lined[50:90, 40:60] = lined[50:90, 100:120] = True
+        lined[100:104, 40:40 + wide] = True
+        kept, dropped = stages.marks(lined, p)
+        assert dropped["rules"] == int(is_rule) and len(kept) == 3 - is_rule, wide
+    # ... and a flat mark 7.5 times wider than thick is never a rule (line_aspect)
+    lined[100:108, 40:100] = True
+    assert stages.marks(lined, p)[1]["rules"] == 0
+
     # near 0.3, near_area 0.05: strokes join the main digit (100 x 100, area 5000) when within
     # 30 cells and at least 5% of its ink
     main = Blob(0, 0, 100, 100, 5000)

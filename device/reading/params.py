@@ -70,6 +70,12 @@ class Params:
     sheet_inset: int = 25  # a sheet is read 1/25 of its size inside its edge (the desk's
     #                        border blurred into the sheet is not ink)
     line_aspect: float = 8.0  # a blob crossing the frame this elongated is a line, not a digit
+    frame_inner: float = 0.3  # a blob whose box holds another blob this share of its height
+    #                          is a frame drawn around writing (a box around a sum), not a
+    #                          digit (a speck inside a 0 is far smaller)
+    rule_width: float = 1.5  # a mark line_aspect times wider than thick and this many times
+    #                         the typical mark's height wide is an underline or a rule (a
+    #                         5's cap or a 7's bar is narrower than the digit is tall)
     row_overlap: float = 0.5  # blobs overlapping a line of writing by this share of the
     #                           lower height belong to it
     column_overlap: float = 0.5  # blobs overlapping by this share of the narrower are one digit

@@ -326,9 +326,12 @@ def _encloses(outer: Blob, inner: Blob) -> bool:
 def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
     """The blobs that may be writing, and how many of each kind were set aside: specks
     (too small), lines (crossing the frame, long and thin), edge blobs (touching the
-    frame's edge, a shadow or the border of a scan). Lines and edge blobs are set aside
-    only when other ink remains outside them: a digit cropped tight is all the ink there
-    is, and what it encloses is its own."""
+    frame's edge, a shadow or the border of a scan), frames (a box or a circle drawn around
+    writing: a blob enclosing another at least p.frame_inner of its height), rules (an
+    underline or a table rule inside the frame: p.line_aspect times wider than thick and
+    p.rule_width times the typical mark's height wide). Lines and edge
+    blobs are set aside only when other ink remains outside them: a digit cropped tight is
+    all the ink there is, and what it encloses is its own."""
     blobs = components(mask)
     min_area = max(3, int(mask.size * p.speck_share))
     kept = [b for b in blobs if b.area >= min_area]
@@ -345,7 +348,21 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
     inside = [b for b in writing if not touches_edge(b, mask.shape)
               and not any(_encloses(e, b) for e in edge)]  # a speck inside a 0 is the 0's
     dropped["edge"] = len(edge) if inside else 0
-    return inside or writing, dropped
+    found = inside or writing
+    frames = [f for f in found if any(b is not f and _encloses(f, b)
+                                      and b.height >= p.frame_inner * f.height for b in found)]
+    dropped["frames"] = len(frames)  # what they enclose remains: the innermost never encloses
+    found = [b for b in found if not any(b is f for f in frames)]
+    flat = [b for b in found if b.width >= p.line_aspect * max(1, b.height)]
+    upright = [b for b in found if not any(b is f for f in flat)]
+    if not upright:
+        dropped["rules"] = 0
+        return found, dropped
+    tallest = max(b.height for b in upright)  # the typical mark: dots and grain aside
+    typical = float(np.median([b.height for b in upright if b.height >= p.small_mark * tallest]))
+    rules = [b for b in flat if b.width >= p.rule_width * typical]
+    dropped["rules"] = len(rules)
+    return [b for b in found if not any(b is r for r in rules)], dropped
 
 
 def main_digit(blobs: list[Blob], p: Params) -> Blob:
