@@ -24,7 +24,7 @@ REVISION = 8  # the crops' revision: bump it when tests/golden/ moves (see versi
 # reproduces exactly (the golden traces did not move): until revision 8 the version hashed
 # the code of stages.py and pipeline.py (the bundled robust model records the first); the
 # second is revision 8 before the last unnamed thresholds became fields, at the same values
-# (the bundled localiser records it).
+# (the bundled localiser records it; the robust model records the current version).
 SAME_CROPS = ("bda58d7958c4", "r8-fdc0e797")
 # Fields of the learned route alone: the classical route's crops do not depend on them.
 LEARNED_ONLY = ("locate_threshold", "locate_peak", "locate_margin", "region_window",
