@@ -331,7 +331,7 @@ def test_each_failure_class_holds_its_floor(int8_model_robust):
 
 def _sum_page(marks: str, boxed: bool) -> np.ndarray:
     """A written sum on ruled paper, e.g. marks "5+3x7": MNIST test digits and operators in
-    the same pen, boxed or underlined (uint8 grey)."""
+    the same pen (as cases.py draws them), boxed or underlined (uint8 grey)."""
     from PIL import Image, ImageDraw
 
     from mnist_edge.device.data import mnist
@@ -347,17 +347,7 @@ def _sum_page(marks: str, boxed: bool) -> np.ndarray:
             cases._stamp(cover, g, left, top)
             left += g.shape[1] + h // 3
             continue
-        c, m, r = left + h // 4, top + h // 2, h // 5
-        if ch in "+-":
-            draw.line([(c - r, m), (c + r, m)], fill=255, width=pen)
-        if ch == "+":
-            draw.line([(c, m - r), (c, m + r)], fill=255, width=pen)
-        if ch == "x":
-            draw.line([(c - r, m - r), (c + r, m + r)], fill=255, width=pen)
-            draw.line([(c - r, m + r), (c + r, m - r)], fill=255, width=pen)
-        if ch == "=":
-            draw.line([(c - r, m - h // 8), (c + r, m - h // 8)], fill=255, width=pen)
-            draw.line([(c - r, m + h // 8), (c + r, m + h // 8)], fill=255, width=pen)
+        cases.draw_operator(draw, ch, left + h // 4, top + h // 2, h, pen)
         left += h // 2 + h // 3
     if boxed:
         draw.rectangle([20, top - h // 3, left + 10, top + h + h // 3], outline=255, width=pen)

@@ -53,6 +53,22 @@ def _glyph(digit: np.ndarray, h: int, width: float) -> np.ndarray:
     return np.asarray(core.filter(ImageFilter.GaussianBlur(0.6)), np.float32) / 255
 
 
+def draw_operator(draw: ImageDraw.ImageDraw, op: str, c: int, m: int, h: int, width: int) -> None:
+    """One of `+ - x =` centred at (c, m), beside digits `h` px tall, in a pen `width` wide."""
+    line = lambda x0, y0, x1, y1: draw.line([(c + x0, m + y0), (c + x1, m + y1)],  # noqa: E731
+                                            fill=255, width=width)
+    if op in "+-":
+        line(-h // 4, 0, h // 4, 0)
+    if op == "+":
+        line(0, -h // 4, 0, h // 4)
+    if op == "x":
+        line(-h // 5, -h // 5, h // 5, h // 5)
+        line(-h // 5, h // 5, h // 5, -h // 5)
+    if op == "=":
+        line(-h // 4, -h // 8, h // 4, -h // 8)
+        line(-h // 4, h // 8, h // 4, h // 8)
+
+
 def _paper(rng: np.random.Generator, h: int, w: int, level: float) -> np.ndarray:
     noise = rng.normal(0, 0.015, (h, w)).astype(np.float32)
     return np.clip(level + noise, 0, 1)
@@ -131,19 +147,7 @@ def make(kind: str, digits: np.ndarray, labels: np.ndarray, rng: np.random.Gener
             x += g.shape[1] + h // 3
             text += str(int(labels[j]))
             if n < 2:  # an operator between the digits
-                c = x + h // 4
-                op = "+-x="[int(rng.integers(4))]
-                m = y + h // 2
-                if op in "+-":
-                    draw.line([(c - h // 4, m), (c + h // 4, m)], fill=255, width=width)
-                if op == "+":
-                    draw.line([(c, m - h // 4), (c, m + h // 4)], fill=255, width=width)
-                if op == "x":
-                    draw.line([(c - h // 5, m - h // 5), (c + h // 5, m + h // 5)], fill=255, width=width)
-                    draw.line([(c - h // 5, m + h // 5), (c + h // 5, m - h // 5)], fill=255, width=width)
-                if op == "=":
-                    draw.line([(c - h // 4, m - h // 8), (c + h // 4, m - h // 8)], fill=255, width=width)
-                    draw.line([(c - h // 4, m + h // 8), (c + h // 4, m + h // 8)], fill=255, width=width)
+                draw_operator(draw, "+-x="[int(rng.integers(4))], x + h // 4, y + h // 2, h, width)
                 x += h // 2 + h // 3
         if rng.random() < 0.5:  # a box around the number
             draw.rectangle([20, y - h // 3, x + 10, y + h + h // 3], outline=255, width=width)

@@ -327,11 +327,9 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
     """The blobs that may be writing, and how many of each kind were set aside: specks
     (too small), lines (crossing the frame, long and thin), edge blobs (touching the
     frame's edge, a shadow or the border of a scan), frames (a box or a circle drawn around
-    writing: a blob enclosing another at least p.frame_inner of its height), rules (an
-    underline or a table rule inside the frame: p.line_aspect times wider than thick and
-    p.rule_width times the typical mark's height wide). Lines and edge
-    blobs are set aside only when other ink remains outside them: a digit cropped tight is
-    all the ink there is, and what it encloses is its own."""
+    writing), rules (an underline or a table rule inside the frame). Lines and edge blobs
+    are set aside only when other ink remains outside them: a digit cropped tight is all
+    the ink there is, and what it encloses is its own."""
     blobs = components(mask)
     min_area = max(3, int(mask.size * p.speck_share))
     kept = [b for b in blobs if b.area >= min_area]
@@ -349,20 +347,31 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
               and not any(_encloses(e, b) for e in edge)]  # a speck inside a 0 is the 0's
     dropped["edge"] = len(edge) if inside else 0
     found = inside or writing
-    frames = [f for f in found if any(b is not f and _encloses(f, b)
-                                      and b.height >= p.frame_inner * f.height for b in found)]
+    frames = _frames(found, p)
     dropped["frames"] = len(frames)  # what they enclose remains: the innermost never encloses
-    found = [b for b in found if not any(b is f for f in frames)]
-    flat = [b for b in found if b.width >= p.line_aspect * max(1, b.height)]
-    upright = [b for b in found if not any(b is f for f in flat)]
-    if not upright:
-        dropped["rules"] = 0
-        return found, dropped
-    tallest = max(b.height for b in upright)  # the typical mark: dots and grain aside
-    typical = float(np.median([b.height for b in upright if b.height >= p.small_mark * tallest]))
-    rules = [b for b in flat if b.width >= p.rule_width * typical]
+    found = [b for b in found if b not in frames]
+    rules = _rules(found, p)
     dropped["rules"] = len(rules)
-    return [b for b in found if not any(b is r for r in rules)], dropped
+    return [b for b in found if b not in rules], dropped
+
+
+def _frames(blobs: list[Blob], p: Params) -> list[Blob]:
+    """Boxes or circles drawn around writing: blobs enclosing another at least
+    p.frame_inner of their height."""
+    return [f for f in blobs if any(b is not f and _encloses(f, b)
+                                    and b.height >= p.frame_inner * f.height for b in blobs)]
+
+
+def _rules(blobs: list[Blob], p: Params) -> list[Blob]:
+    """Underlines and table rules: marks p.line_aspect times wider than thick and
+    p.rule_width times the typical upright mark's height wide (the median of those at least
+    p.small_mark of the tallest: dots and grain aside)."""
+    flat = [b for b in blobs if b.width >= p.line_aspect * max(1, b.height)]
+    upright = [b.height for b in blobs if b not in flat]
+    if not upright:
+        return []
+    typical = float(np.median([h for h in upright if h >= p.small_mark * max(upright)]))
+    return [b for b in flat if b.width >= p.rule_width * typical]
 
 
 def main_digit(blobs: list[Blob], p: Params) -> Blob:
