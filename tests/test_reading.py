@@ -8,6 +8,7 @@ tests/test_reading.py (then look at the diff of tests/golden/ before committing)
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from PIL import Image, ImageFilter
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import pipeline
 
-from .conftest import photo_of
+from .conftest import ROOT, photo_of
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = bool(os.environ.get("MNIST_EDGE_REGEN_GOLDEN"))
@@ -429,7 +430,7 @@ def test_thin_strokes_survive_the_grid():
     g = np.full((960, 1280), 220, np.uint8)
     g[300:600, 640:642] = 60
     grid, factor = stages.to_grid(g, DEFAULT)
-    grid = stages.emphasise_strokes(g, grid, factor, True)
+    grid = stages.ink_grid(g, grid, factor, True)
     ink, _ = stages.ink_of(grid, True, DEFAULT)
     mask, _, _ = stages.ink_mask(ink, DEFAULT)
     assert factor == 7 and mask is not None and mask[300 // 7 + 1:600 // 7 - 1, 640 // 7].all()
@@ -478,15 +479,16 @@ def test_params_version_changes_with_any_threshold_not_with_code():
         value = getattr(DEFAULT, f.name)
         changed = replace(DEFAULT, **{f.name: value * 2 if value else 1})  # type: ignore[arg-type]
         assert changed.version() != DEFAULT.version(), f.name
-        assert not changed.reads_like(params_module.SAME_CROPS[0]), f.name
+        assert not changed.reads_like(DEFAULT.version()), f.name
     assert Params(localiser="learned").version() != DEFAULT.version()
-    # the bundled model was trained on crops these defaults reproduce: no warning
-    assert DEFAULT.reads_like(params_module.SAME_CROPS[0])
+    # the bundled model was trained on crops these defaults cut: no warning
+    bundled = json.loads((ROOT / "device/models/robust/manifest.json").read_text())
+    assert DEFAULT.reads_like(bundled["preprocessing"]["reading_pipeline"])
     assert DEFAULT.reads_like(DEFAULT.version()) and not DEFAULT.reads_like("r1-00000000")
+    assert not DEFAULT.reads_like("r8-b0fee07c")  # revision 8's paper map cut other crops
     # MNIST_EDGE_LOCALISER chooses a route, not other crops: no warning either way
     routes = [Params(localiser=r) for r in params_module.LOCALISERS]
     for a in routes:
-        assert a.reads_like(params_module.SAME_CROPS[0])
         assert all(a.reads_like(b.version()) for b in routes), a.localiser
     assert not replace(Params(localiser="learned"), min_contrast=0.3).reads_like(
         DEFAULT.version())
@@ -724,3 +726,31 @@ def test_background_and_crop_thresholds_at_their_boundaries():
         small = np.zeros((28, 28), np.uint8)
         small[10:18, 12:15] = round(contrast * 255)
         assert len(pipeline.cut(small, params=p)) == found
+
+
+def test_join_and_finer_thresholds_at_their_boundaries():
+    """join_height and the finer reading's fine_cells, fine_margin and fine_area, each with a
+    case just inside and one just outside (moving any of them a fifth fails here)."""
+    from mnist_edge.device.reading.stages import Blob
+
+    p = DEFAULT
+    # join_height 1.75: with digits 40 tall, a stroke under one joins it while the two
+    # together are 68 tall (<= 70); at 72 they are two digits, one above the other
+    others = [Blob(100, 0, 120, 40, 300), Blob(140, 0, 160, 40, 300)]
+    top = Blob(0, 0, 20, 40, 300)
+    assert len(stages.join_strokes([top, Blob(0, 44, 20, 68, 200), *others], p)) == 3
+    assert len(stages.join_strokes([top, Blob(0, 44, 20, 72, 200), *others], p)) == 4
+
+    # fine_cells 8: marks at most 7 cells tall are read again finer; 8 tall are not
+    shape = (120, 160)
+    assert pipeline._finer([Blob(50, 50, 60, 57, 40)], shape, 4, True, p) is not None
+    assert pipeline._finer([Blob(50, 50, 60, 58, 40)], shape, 4, True, p) is None
+    assert pipeline._finer([Blob(50, 50, 60, 57, 40)], shape, 1, True, p) is None  # no finer grid
+    assert pipeline._finer([Blob(50, 50, 60, 57, 40)], shape, 4, False, p) is None  # one digit
+    # fine_margin 1.0: the region is grown by the marks' height (7) up and down, 4 x 7 sideways
+    box = pipeline._finer([Blob(50, 50, 60, 57, 40), Blob(64, 51, 70, 56, 20)], shape, 4, True, p)
+    assert box is not None and (box.x0, box.y0, box.x1, box.y1) == (22, 43, 98, 64)
+    # fine_area 0.25: a region of 15 x 64 cells on a 40 x 100 grid (24%) is read finer; of
+    # 15 x 70 (26%) it is not (scattered marks: a finer reading gains nothing)
+    assert pipeline._finer([Blob(30, 15, 54, 20, 40)], (40, 100), 4, True, p) is not None
+    assert pipeline._finer([Blob(30, 15, 60, 20, 40)], (40, 100), 4, True, p) is None

@@ -35,7 +35,9 @@ class Case:
 
 
 def _glyph(digit: np.ndarray, h: int, width: float) -> np.ndarray:
-    """An MNIST digit as a pen stroke `h` px tall and about `width` px wide, coverage [0, 1]."""
+    """An MNIST digit as a pen stroke `h` px tall and about `width` px wide, coverage [0, 1].
+    A pen thinner than the digit's own stroke draws its skeleton, widened to the pen (eroding
+    the stroke instead broke it into fragments: the digit was no longer there to read)."""
     ys, xs = np.nonzero(digit > 60)
     d = digit[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     w = max(2, round(h * d.shape[1] / d.shape[0]))
@@ -43,14 +45,38 @@ def _glyph(digit: np.ndarray, h: int, width: float) -> np.ndarray:
     core = Image.fromarray(((a > 0.5) * 255).astype(np.uint8))
     natural = h / 28 * 2.5  # MNIST's stroke at this size
     if width < natural:
-        for _ in range(max(1, int((natural - width) / 2))):
-            thinner = core.filter(ImageFilter.MinFilter(3))
-            if np.asarray(thinner).sum() < 0.1 * np.asarray(core).sum():
-                break
-            core = thinner
+        core = Image.fromarray((skeleton(np.asarray(core) > 0) * 255).astype(np.uint8))
+        if width >= 2:
+            core = core.filter(ImageFilter.MaxFilter(int(width) | 1))
     elif width > natural * 1.3:
         core = core.filter(ImageFilter.MaxFilter(int(width - natural) | 1))
     return np.asarray(core.filter(ImageFilter.GaussianBlur(0.6)), np.float32) / 255
+
+
+def skeleton(mask: np.ndarray) -> np.ndarray:
+    """Zhang and Suen's thinning (1984): the one-pixel-wide, still connected middle line of
+    a boolean mask."""
+    img = np.pad(mask.astype(np.uint8), 1)
+    while True:
+        changed = False
+        for step in (0, 1):
+            c = img[1:-1, 1:-1]
+            p2, p3, p4 = img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:]
+            p5, p6, p7 = img[2:, 2:], img[2:, 1:-1], img[2:, :-2]
+            p8, p9 = img[1:-1, :-2], img[:-2, :-2]
+            ring = [p2, p3, p4, p5, p6, p7, p8, p9, p2]
+            count = sum(ring[:8])
+            turns = sum(((ring[i] == 0) & (ring[i + 1] == 1)).astype(np.uint8) for i in range(8))
+            if step == 0:
+                open_side = (p2 * p4 * p6 == 0) & (p4 * p6 * p8 == 0)
+            else:
+                open_side = (p2 * p4 * p8 == 0) & (p2 * p6 * p8 == 0)
+            drop = (c == 1) & (count >= 2) & (count <= 6) & (turns == 1) & open_side
+            if drop.any():
+                c[drop] = 0
+                changed = True
+        if not changed:
+            return img[1:-1, 1:-1].astype(bool)
 
 
 def draw_operator(draw: ImageDraw.ImageDraw, op: str, c: int, m: int, h: int, width: int) -> None:

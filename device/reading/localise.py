@@ -1,7 +1,7 @@
 """The learned localiser: where the digits are, from a small int8 model on the reduced frame.
 
 The frame is reduced to the analysis grid (longer side SIDE, as Params.grid), its strokes kept
-(stages.emphasise_strokes), turned to dark ink on light paper when it is the other way round,
+(stages.localiser_grid), turned to dark ink on light paper when it is the other way round,
 padded to SIDE x SIDE by repeating its edge, and given to a fully convolutional model whose one
 output is a map at 1/STRIDE of that: per cell, how likely it holds a digit's ink (and not a
 rule, a letter, an operator, a shadow or the paper's grain). The model is trained on generated
@@ -47,7 +47,7 @@ def model_input(g: np.ndarray, p: Params, dark: bool | None = None
     grid, _ = stages.to_grid(g, _with_grid(p, SIDE))
     if dark is None:
         dark = stages.dark_on_light(grid, p)
-    grid = stages.emphasise_strokes(g, grid, factor, dark)
+    grid = stages.localiser_grid(g, grid, factor, dark)
     if not dark:
         grid = 1.0 - grid
     h, w = grid.shape

@@ -18,6 +18,7 @@ The model and the decision come after (device/reading/decision.py).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -56,7 +57,7 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     g, grid, ox, oy = _on_sheet(g, grid, factor, dark, p, trace)
     if dark is None:
         dark = stages.dark_on_light(grid, p)
-    grid = stages.emphasise_strokes(g, grid, factor, dark)
+    grid = stages.ink_grid(g, grid, factor, dark)
     ink, maps = stages.ink_of(grid, dark, p)
     mask, contrast, threshold = stages.ink_mask(ink, p)
     if mask is not None and allow is not None:  # ink only where the localiser sees digits
@@ -73,17 +74,17 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         trace.add("mask", mask, found=bool(blobs), blobs=len(blobs), set_aside=dropped)
     if not blobs:
         return []
+    finer = _finer(blobs, mask.shape, factor, multi, p)
+    if finer is not None:  # writing small for the grid: read its region again, finer
+        return _read_finer(g, _full(finer, factor, g.shape), (ox, oy), p, trace, dark)
     rows = _rows(blobs, mask, multi, p)
     if trace is not None:
         trace.add("segment", rows=[len(r) for r in rows])
-    digits = []
-    for number, row in enumerate(rows):
-        for b in row:
-            pixels = _crop(g, b, factor, maps, dark, threshold, p, trace)
-            if pixels is not None:
-                x, y, w, h = _full(b, factor, g.shape)
-                digits.append(Digit(pixels, (x + ox, y + oy, w, h), number))
-    return digits
+    crop = functools.partial(_crop, g, factor=factor, maps=maps, dark=dark,
+                             threshold=threshold, p=p, trace=trace)
+    return moved([Digit(pixels, _full(b, factor, g.shape), number)
+                  for number, row in enumerate(rows) for b in row
+                  if (pixels := crop(b)) is not None], ox, oy)
 
 
 def _on_sheet(g: np.ndarray, grid: np.ndarray, factor: int, dark: bool | None, p: Params,
@@ -100,6 +101,45 @@ def _on_sheet(g: np.ndarray, grid: np.ndarray, factor: int, dark: bool | None, p
     grid = grid[region.y0:region.y1, region.x0:region.x1]
     ox, oy = region.x0 * factor, region.y0 * factor
     return g[oy:oy + grid.shape[0] * factor, ox:ox + grid.shape[1] * factor], grid, ox, oy
+
+
+def _finer(blobs: list[Blob], shape: tuple[int, int], factor: int, multi: bool,
+           p: Params) -> Blob | None:
+    """With multi, on a reduced grid: when even the tallest mark is under p.fine_cells cells
+    (a number written small on a big page: its digits merge on the grid), the grid box
+    around the marks, grown by p.fine_margin of that height up and down and four times
+    that sideways (a number goes on sideways); None when there is no such box at most
+    p.fine_area of the grid (no finer reading would gain: scattered marks)."""
+    if not multi or factor == 1:
+        return None
+    tall = max(b.height for b in blobs)
+    if tall >= p.fine_cells:
+        return None
+    m = max(1, round(p.fine_margin * tall))
+    x0, y0 = min(b.x0 for b in blobs) - 4 * m, min(b.y0 for b in blobs) - m
+    x1, y1 = max(b.x1 for b in blobs) + 4 * m, max(b.y1 for b in blobs) + m
+    box = Blob(max(0, x0), max(0, y0), min(shape[1], x1), min(shape[0], y1), 0)
+    if box.width * box.height > p.fine_area * shape[0] * shape[1]:
+        return None
+    return box
+
+
+def _read_finer(g: np.ndarray, box: tuple[int, int, int, int], origin: tuple[int, int],
+                p: Params, trace: Trace | None, dark: bool) -> list[Digit]:
+    """With multi, the digits of a region of `g` (x, y, width, height) read on their own
+    grid, their boxes in the frame's pixels (`origin`: where `g` starts in the frame)."""
+    x0, y0, w, h = box
+    ox, oy = origin[0] + x0, origin[1] + y0
+    if trace is not None:
+        trace.add("finer", box=[ox, oy, w, h])
+    return moved(cut(g[y0:y0 + h, x0:x0 + w], True, p, trace, dark), ox, oy)
+
+
+def moved(digits: list[Digit], dx: int, dy: int) -> list[Digit]:
+    """The digits of a part of a frame, their boxes in the frame (the part starts at dx, dy)."""
+    if dx == dy == 0:
+        return digits
+    return [replace(d, bbox=(d.bbox[0] + dx, d.bbox[1] + dy, d.bbox[2], d.bbox[3])) for d in digits]
 
 
 def _rows(blobs: list[stages.Blob], mask: np.ndarray, multi: bool, p: Params) -> list[list[stages.Blob]]:
@@ -125,8 +165,7 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
         if sheet is not None:
             x0, y0, w, h = _full(sheet, gf, g.shape)
             on_sheet = _cut_regions(g[y0:y0 + h, x0:x0 + w], multi, p, trace, True)
-            return [replace(d, bbox=(d.bbox[0] + x0, d.bbox[1] + y0, d.bbox[2], d.bbox[3]))
-                    for d in on_sheet]
+            return moved(on_sheet, x0, y0)
     x, factor, dark = localise.model_input(g, p, dark)
     heat = localise.load().heat(x)
     grid_shape = (g.shape[0] // factor, g.shape[1] // factor)
@@ -145,9 +184,7 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
     for b in boxes:
         x0, y0, w, h = _full(b, factor, g.shape)
         allow = localise.cells(heat, b)
-        for d in cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark, allow):
-            bx, by, bw, bh = d.bbox
-            found.append(Digit(d.pixels, (bx + x0, by + y0, bw, bh)))
+        found += moved(cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark, allow), x0, y0)
     if not multi or len(found) < 2:
         return found
     blobs = [Blob(x, y, x + w, y + h, w * h) for x, y, w, h in (d.bbox for d in found)]
