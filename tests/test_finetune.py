@@ -243,7 +243,9 @@ def test_unsure_readings_labelled_on_the_page_teach_the_model(tmp_path, capsys):
     labelled = {d: len(list((mine / d).glob("*.png"))) for d in "0123456789"}
     assert labelled["3"] + labelled["4"] >= 6 and sum(labelled.values()) == len(truth)
     out = tmp_path / "personal"
-    assert train(["--finetune", str(mine), "--out", str(out), "--epochs", "2", "--no-plot",
+    # one epoch: on these 21 skewed examples two cost MNIST 0.37 pp from the model trained on
+    # revision 9's crops, and the gate rightly refused (one: held-out errors 5 -> 2, passed)
+    assert train(["--finetune", str(mine), "--out", str(out), "--epochs", "1", "--no-plot",
                   "--data", str(mnist_dir())]) == 0
     assert convert(["--model", str(out / "mnist_personal.keras"), "--data", str(mnist_dir())]) == 0
     capsys.readouterr()
