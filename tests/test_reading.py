@@ -19,7 +19,7 @@ from PIL import Image, ImageFilter
 from mnist_edge.device.reading import decode as images
 from mnist_edge.device.reading import pipeline
 
-from .conftest import ROOT, photo_of
+from .conftest import photo_of
 
 GOLDEN = Path(__file__).parent / "golden"
 REGEN = bool(os.environ.get("MNIST_EDGE_REGEN_GOLDEN"))
@@ -482,7 +482,9 @@ def test_params_version_changes_with_any_threshold_not_with_code():
         assert not changed.reads_like(DEFAULT.version()), f.name
     assert Params(localiser="learned").version() != DEFAULT.version()
     # the bundled model was trained on crops these defaults cut: no warning
-    bundled = json.loads((ROOT / "device/models/robust/manifest.json").read_text())
+    from mnist_edge.device.inference.bundled import MODELS_DIR
+
+    bundled = json.loads((MODELS_DIR / "robust" / "manifest.json").read_text())
     assert DEFAULT.reads_like(bundled["preprocessing"]["reading_pipeline"])
     assert DEFAULT.reads_like(DEFAULT.version()) and not DEFAULT.reads_like("r1-00000000")
     assert not DEFAULT.reads_like("r8-b0fee07c")  # revision 8's paper map cut other crops

@@ -332,7 +332,7 @@ def _qr_modules(printed: str) -> np.ndarray:
 
 def test_the_url_is_printed_as_a_qr_code_a_phone_can_scan(monkeypatch):
     """`serve --host 0.0.0.0 --qr` prints the URL (token included) as a QR code; decoded by
-    OpenCV's QR reader from the printed characters, it is the URL printed above it. Not shown
+    OpenCV's QR readers from the printed characters, it is the URL printed above it. Not shown
     when stdout is not a terminal, unless asked."""
     cv2 = pytest.importorskip("cv2")
     pytest.importorskip("segno")
@@ -349,7 +349,10 @@ def test_the_url_is_printed_as_a_qr_code_a_phone_can_scan(monkeypatch):
     modules = _qr_modules(res.output)
     assert modules.shape[0] >= 21 + 8 and not modules[:4].any()  # a quiet zone all round
     image = np.kron(np.where(modules, 0, 255).astype(np.uint8), np.ones((6, 6), np.uint8))
-    assert cv2.QRCodeDetector().detectAndDecode(image)[0] == printed_url
+    # OpenCV 5.1's classic detector misses about 1 code in 700 (ports 42213, 40289 here);
+    # its ArUco-based one reads them all: the code is right when either reads it
+    readers = (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco())
+    assert printed_url in [r.detectAndDecode(image)[0] for r in readers]
     plain = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--port", port])
     assert plain.exit_code == 0 and "\u2580" not in plain.output  # not a terminal: no code
 
