@@ -756,3 +756,74 @@ def test_join_and_finer_thresholds_at_their_boundaries():
     # 15 x 70 (26%) it is not (scattered marks: a finer reading gains nothing)
     assert pipeline._finer([Blob(30, 15, 54, 20, 40)], (40, 100), 4, True, p) is not None
     assert pipeline._finer([Blob(30, 15, 60, 20, 40)], (40, 100), 4, True, p) is None
+
+
+def test_a_ruled_box_is_found_at_its_boundaries():
+    """stages.ruled: a box ruled on its four sides, each on 1 - line_share (90%) of the box,
+    with writing inside; just under 90% on one side, a side one cell too far in, a box under
+    fine_cells, or a filled blob is not one."""
+    p = DEFAULT
+
+    def box(side: int = 20, cover: float = 1.0, inset: int = 0, filled: bool = False) -> np.ndarray:
+        mask = np.zeros((40, 40), bool)
+        y0, x0 = 5, 5
+        mask[y0:y0 + side, x0:x0 + side] = filled
+        mask[y0, x0:x0 + side] = mask[y0 + side - 1, x0:x0 + side] = True  # top, bottom
+        mask[y0:y0 + side, x0] = True  # left
+        right = x0 + side - 1 - inset
+        mask[y0:y0 + side, right] = True
+        mask[y0 + 1:y0 + 1 + side - round(cover * side), right] = False  # a gap in it
+        mask[y0 + side // 2, x0 + 3:x0 + 6] = True  # writing touching nothing: inside
+        return mask
+
+    def found(mask: np.ndarray) -> bool:
+        return bool(stages.ruled(mask, stages.components(mask), p))
+
+    assert found(box()) and found(box(cover=0.9)) and not found(box(cover=0.85))
+    assert found(box(inset=1)) and not found(box(inset=2))  # the last or last-but-one column
+    assert found(box(side=p.fine_cells)) and not found(box(side=p.fine_cells - 1))
+    assert not found(box(filled=True))
+
+
+def test_a_table_with_writing_on_its_rules_is_read_row_by_row(monkeypatch):
+    """With --multi, a table whose digits touch its rules (one blob on the grid) is read on its
+    own box, where its rules cross the frame and go as ruled lines, row by row; its column
+    rules are not 1s. Taken away, the table reads as nothing like its digits."""
+    from dataclasses import replace
+
+    from PIL import ImageDraw
+
+    from mnist_edge.device.data import mnist
+    from mnist_edge.device.evaluation import cases
+    from mnist_edge.device.inference import bundled, model
+    from mnist_edge.device.reading.files import number
+
+    x, y = mnist.load_split("test", mnist.BUNDLED_DIR)
+    rows = ("4821", "7035")
+    h, cell_w, cell_h, pen, x0, y0 = 44, 48, 52, 3, 120, 90
+    cover = np.zeros((600, 800), np.float32)
+    for r, text in enumerate(rows):
+        for c, ch in enumerate(text):
+            g = cases._glyph(x[int(np.flatnonzero(y == int(ch))[1])], h, 4)
+            cases._stamp(cover, g, x0 + c * cell_w + (cell_w - g.shape[1]) // 2,
+                         y0 + r * cell_h + (cell_h - h) // 2)
+    rules = Image.new("L", (800, 600), 0)
+    draw = ImageDraw.Draw(rules)
+    for r in range(len(rows) + 1):
+        draw.line([(x0, y0 + r * cell_h), (x0 + 4 * cell_w, y0 + r * cell_h)], fill=255, width=pen)
+    for c in range(5):
+        draw.line([(x0 + c * cell_w, y0), (x0 + c * cell_w, y0 + 2 * cell_h)], fill=255, width=pen)
+    cover = np.maximum(cover, np.asarray(rules, np.float32) / 255)
+    page = np.clip(np.round(0.85 * (1 - 0.8 * cover) * 255), 0, 255).astype(np.uint8)
+    grid, factor = stages.to_grid(stages.grey(page), DEFAULT)
+    ink, _ = stages.ink_of(stages.ink_grid(stages.grey(page), grid, factor, True), True, DEFAULT)
+    mask = stages.ink_mask(ink, DEFAULT)[0]
+    assert mask is not None and len(stages.ruled(mask, stages.marks(mask, DEFAULT)[0], DEFAULT)) == 1
+
+    clf = model.load(bundled.NAMES["robust"])
+    classical = replace(DEFAULT, localiser="classical")
+    preds = decision.read(clf, page, multi=True, min_confidence=0.5, params=classical)
+    assert number(preds) == "4821 7035", [q.describe() for q in preds]
+    monkeypatch.setattr(stages, "ruled", lambda *a: [])
+    preds = decision.read(clf, page, multi=True, min_confidence=0.5, params=classical)
+    assert (number(preds) or "").replace(" ", "") != "48217035"

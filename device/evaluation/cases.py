@@ -8,6 +8,9 @@ frames of this module's own making: not train/pages.py, not synth.py's styles).
   page_marks       a number beside marks that are not digits: a sum with + - x =, a box around
                    it, ruled or squared paper, an underline (the marks must never be read)
   shadow_empty     an empty page under a hard shadow: "no digit"
+  table            numbers in a table on a page photographed whole: 2-4 rows of 3-7 digits
+                   25-60 px tall, ruled as a grid in half the cases (the writing touching
+                   its rules), in plain rows in the others; read row by row
 
 `mnist-edge robustness --cases` and bench/localiser_ab.py read each class with the same route
 as `classify` (multi for numbers) and count the exact answers.
@@ -22,8 +25,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 CLASSES = ("white_on_black", "frame_filling", "small_number", "thin_faint", "page_marks",
-           "shadow_empty")
-MULTI = {"small_number", "page_marks"}
+           "shadow_empty", "table")
+MULTI = {"small_number", "page_marks", "table"}
 SEED = 31337
 
 
@@ -194,7 +197,38 @@ def make(kind: str, digits: np.ndarray, labels: np.ndarray, rng: np.random.Gener
         paper = _paper(rng, H, W, rng.uniform(0.7, 0.92))
         img = paper * (1 - rng.uniform(0.35, 0.6) / (1 + np.exp(-side / rng.uniform(0.002, 0.01))))
         return Case(kind, _u8(img), "")
+    if kind == "table":
+        return _table(digits, labels, rng)
     raise ValueError(f"unknown case {kind!r}")
+
+
+def _table(digits: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> Case:
+    H = int(rng.uniform(900, 1800))
+    W = int(H * rng.uniform(0.8, 1.4))
+    h, width = int(rng.uniform(25, 60)), rng.uniform(2, 5)
+    cell_w, cell_h = int(h * rng.uniform(1.1, 1.6)), int(h * rng.uniform(1.5, 2.2))
+    x0, y0 = int(rng.uniform(0.05, 0.3) * W), int(rng.uniform(0.05, 0.3) * H)
+    n_rows, n_cols = int(rng.integers(2, 5)), int(rng.integers(3, 8))
+    cover = np.zeros((H, W), np.float32)
+    text = ""
+    for r in range(n_rows):
+        for c in range(n_cols):
+            i = int(rng.integers(len(digits)))
+            g = _glyph(digits[i], h, width)
+            _stamp(cover, g, x0 + c * cell_w + (cell_w - g.shape[1]) // 2,
+                   y0 + r * cell_h + (cell_h - h) // 2)
+            text += str(int(labels[i]))
+    if rng.random() < 0.5:  # a grid of rules, 1-4 px
+        rules = Image.new("L", (W, H), 0)
+        draw = ImageDraw.Draw(rules)
+        x1, y1, pen = x0 + n_cols * cell_w, y0 + n_rows * cell_h, int(rng.uniform(1, 5))
+        for r in range(n_rows + 1):
+            draw.line([(x0, y0 + r * cell_h), (x1, y0 + r * cell_h)], fill=255, width=pen)
+        for c in range(n_cols + 1):
+            draw.line([(x0 + c * cell_w, y0), (x0 + c * cell_w, y1)], fill=255, width=pen)
+        cover = np.maximum(cover, np.asarray(rules, np.float32) / 255)
+    paper = _paper(rng, H, W, rng.uniform(0.7, 0.92))
+    return Case("table", _u8(paper * (1 - 0.8 * cover)), text)
 
 
 def generate(digits: np.ndarray, labels: np.ndarray, per_class: int,

@@ -39,12 +39,13 @@ class Digit:
 
 def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         trace: Trace | None = None, dark: bool | None = None,
-        allow: np.ndarray | None = None) -> list[Digit]:
+        allow: np.ndarray | None = None, table: bool = False) -> list[Digit]:
     """The digit (with multi: every digit, lines from the top, each left to right) in an
     image: float (H, W) in [0, 1], or a uint8 grey or RGB frame. [] when there is none.
     `dark` forces the polarity (True: dark ink on light paper); `allow` (the localiser's map
     of digit ink, any size, stretched over the image) keeps ink only where it is at least
-    Params.locate_floor."""
+    Params.locate_floor. `table`: the image is a table's box (stages.ruled), its rules
+    crossing it both ways."""
     p = params
     g = stages.grey(image)
     if trace is not None:
@@ -58,7 +59,7 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     if dark is None:
         dark = stages.dark_on_light(grid, p)
     grid = stages.ink_grid(g, grid, factor, dark)
-    ink, maps = stages.ink_of(grid, dark, p)
+    ink, maps = stages.ink_of(grid, dark, p, table)
     mask, contrast, threshold = stages.ink_mask(ink, p)
     if mask is not None and allow is not None:  # ink only where the localiser sees digits
         mask &= _resized(allow.astype(np.float32), mask.shape) >= p.locate_floor
@@ -74,17 +75,38 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
         trace.add("mask", mask, found=bool(blobs), blobs=len(blobs), set_aside=dropped)
     if not blobs:
         return []
+    tables = _tables(mask, blobs, multi, p)
+    digits = [d for t in tables for d in _read_part(g, _full(t, factor, g.shape), p, trace, dark,
+                                                    "ruled")]
+    blobs = [b for b in blobs if not any(stages.encloses(t, b) for t in tables)]
+    if blobs:
+        crop = functools.partial(_crop, g, factor=factor, maps=maps, dark=dark,
+                                 threshold=threshold, p=p, trace=trace)
+        digits += _read_blobs(g, blobs, mask, factor, crop, multi, p, trace, dark)
+    return moved(in_lines(digits, p) if tables else digits, ox, oy)
+
+
+def _tables(mask: np.ndarray, blobs: list[Blob], multi: bool, p: Params) -> list[Blob]:
+    """With multi: the tables and boxes with writing touching their rules (stages.ruled),
+    each to be read on its own; one filling the whole grid is read as it is."""
+    if not multi:
+        return []
+    return [t for t in stages.ruled(mask, blobs, p) if (t.width, t.height) != mask.shape[::-1]]
+
+
+def _read_blobs(g: np.ndarray, blobs: list[Blob], mask: np.ndarray, factor: int,
+                crop: functools.partial[np.ndarray | None], multi: bool, p: Params,
+                trace: Trace | None, dark: bool) -> list[Digit]:
+    """The digits of the marks on the grid: in lines (with multi), each cut by `crop`; or,
+    when the writing is small for the grid, those of its region read again, finer."""
     finer = _finer(blobs, mask.shape, factor, multi, p)
     if finer is not None:  # writing small for the grid: read its region again, finer
-        return _read_finer(g, _full(finer, factor, g.shape), (ox, oy), p, trace, dark)
+        return _read_part(g, _full(finer, factor, g.shape), p, trace, dark, "finer")
     rows = _rows(blobs, mask, multi, p)
     if trace is not None:
         trace.add("segment", rows=[len(r) for r in rows])
-    crop = functools.partial(_crop, g, factor=factor, maps=maps, dark=dark,
-                             threshold=threshold, p=p, trace=trace)
-    return moved([Digit(pixels, _full(b, factor, g.shape), number)
-                  for number, row in enumerate(rows) for b in row
-                  if (pixels := crop(b)) is not None], ox, oy)
+    return [Digit(pixels, _full(b, factor, g.shape), number)
+            for number, row in enumerate(rows) for b in row if (pixels := crop(b)) is not None]
 
 
 def _on_sheet(g: np.ndarray, grid: np.ndarray, factor: int, dark: bool | None, p: Params,
@@ -124,15 +146,15 @@ def _finer(blobs: list[Blob], shape: tuple[int, int], factor: int, multi: bool,
     return box
 
 
-def _read_finer(g: np.ndarray, box: tuple[int, int, int, int], origin: tuple[int, int],
-                p: Params, trace: Trace | None, dark: bool) -> list[Digit]:
+def _read_part(g: np.ndarray, box: tuple[int, int, int, int], p: Params, trace: Trace | None,
+               dark: bool, stage: str) -> list[Digit]:
     """With multi, the digits of a region of `g` (x, y, width, height) read on their own
-    grid, their boxes in the frame's pixels (`origin`: where `g` starts in the frame)."""
+    grid, their boxes in the pixels of `g` (traced as `stage`, the box in those pixels)."""
     x0, y0, w, h = box
-    ox, oy = origin[0] + x0, origin[1] + y0
     if trace is not None:
-        trace.add("finer", box=[ox, oy, w, h])
-    return moved(cut(g[y0:y0 + h, x0:x0 + w], True, p, trace, dark), ox, oy)
+        trace.add(stage, box=[x0, y0, w, h])
+    part = g[y0:y0 + h, x0:x0 + w]
+    return moved(cut(part, True, p, trace, dark, table=stage == "ruled"), x0, y0)
 
 
 def moved(digits: list[Digit], dx: int, dy: int) -> list[Digit]:
@@ -185,7 +207,13 @@ def _cut_regions(g: np.ndarray, multi: bool, p: Params, trace: Trace | None,
         x0, y0, w, h = _full(b, factor, g.shape)
         allow = localise.cells(heat, b)
         found += moved(cut(g[y0:y0 + h, x0:x0 + w], multi, local, trace, dark, allow), x0, y0)
-    if not multi or len(found) < 2:
+    return in_lines(found, p) if multi else found
+
+
+def in_lines(found: list[Digit], p: Params) -> list[Digit]:
+    """Digits read in parts of a frame, in its lines of writing from the top, each left to
+    right."""
+    if len(found) < 2:
         return found
     blobs = [Blob(x, y, x + w, y + h, w * h) for x, y, w, h in (d.bbox for d in found)]
     index = {id(b): d for b, d in zip(blobs, found, strict=True)}

@@ -191,29 +191,33 @@ def ground_map(grid: np.ndarray, p: Params) -> np.ndarray:
     return _closing(grid, p, np.minimum, np.maximum)
 
 
-def line_profiles(ink: np.ndarray, p: Params) -> tuple[np.ndarray, np.ndarray]:
+def line_profiles(ink: np.ndarray, p: Params, table: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """What crosses the whole frame (ruled, squared and margin lines): each row's and then
-    each column's low quantile of ink. A digit covers far less of any row or column."""
+    each column's low quantile of ink. A digit covers far less of any row or column. In a
+    table (`table`) the columns' quantile is of the ink itself: its rows' rules, taken out
+    first, would leave gaps in every column rule where they cross it."""
     sample = ink[:, ::2]  # every other column tells a row's quantile as well
     k = int(p.line_share * sample.shape[1])
     rows = np.partition(sample, k, axis=1)[:, k:k + 1]
-    sample = np.maximum(ink[::2] - rows[::2], 0)
+    sample = ink[::2] if table else np.maximum(ink[::2] - rows[::2], 0)
     k = int(p.line_share * sample.shape[0])
     cols = np.partition(sample, k, axis=0)[k:k + 1, :]
     return rows, cols
 
 
-def ink_of(grid: np.ndarray, dark: bool, p: Params) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def ink_of(grid: np.ndarray, dark: bool, p: Params,
+           table: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Ink as bright on black (0 = background), before stretching; and the maps used (for
     the crops cut from the full image): paper or ground, row and column lines. Lines are
     taken out unless they are all the ink there is and one of them is thick for the frame
-    (a 1 cropped tight spans its image like a margin line, but is wider than any ruling)."""
+    (a 1 cropped tight spans its image like a margin line, but is wider than any ruling).
+    `table`: the grid is a table's box (line_profiles)."""
     if not dark:
         ground = ground_map(grid, p)
         return np.maximum(grid - ground, 0.0), {"ground": ground}
     paper = paper_map(grid, p)
     ink = np.clip(1.0 - grid / paper, 0.0, 1.0)
-    rows, cols = line_profiles(ink, p)
+    rows, cols = line_profiles(ink, p, table)
     without = np.maximum(ink - rows - cols, 0.0)
     if robust_top(without) < p.min_contrast and _thick_line(ink, p):
         rows, cols = np.zeros_like(rows), np.zeros_like(cols)
@@ -322,7 +326,7 @@ def touches_edge(b: Blob, shape: tuple[int, ...]) -> bool:
     return b.x0 == 0 or b.y0 == 0 or b.x1 >= shape[1] or b.y1 >= shape[0]
 
 
-def _encloses(outer: Blob, inner: Blob) -> bool:
+def encloses(outer: Blob, inner: Blob) -> bool:
     return (outer.x0 <= inner.x0 and inner.x1 <= outer.x1
             and outer.y0 <= inner.y0 and inner.y1 <= outer.y1)
 
@@ -348,7 +352,7 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
     writing = writing or kept
     edge = [b for b in writing if touches_edge(b, mask.shape)]
     inside = [b for b in writing if not touches_edge(b, mask.shape)
-              and not any(_encloses(e, b) for e in edge)]  # a speck inside a 0 is the 0's
+              and not any(encloses(e, b) for e in edge)]  # a speck inside a 0 is the 0's
     dropped["edge"] = len(edge) if inside else 0
     found = inside or writing
     frames = _frames(found, p)
@@ -362,7 +366,7 @@ def marks(mask: np.ndarray, p: Params) -> tuple[list[Blob], dict[str, int]]:
 def _frames(blobs: list[Blob], p: Params) -> list[Blob]:
     """Boxes or circles drawn around writing: blobs enclosing another at least
     p.frame_inner of their height."""
-    return [f for f in blobs if any(b is not f and _encloses(f, b)
+    return [f for f in blobs if any(b is not f and encloses(f, b)
                                     and b.height >= p.frame_inner * f.height for b in blobs)]
 
 
@@ -375,6 +379,25 @@ def _rules(blobs: list[Blob], p: Params) -> list[Blob]:
     if not upright:
         return []
     return [b for b in flat if b.width >= p.rule_width * typical_height(upright, p)]
+
+
+def ruled(mask: np.ndarray, blobs: list[Blob], p: Params) -> list[Blob]:
+    """Tables and boxes drawn with writing touching them (one blob on the grid): blobs at
+    least p.fine_cells each way (smaller writing is read again finer first: a small digit is
+    a blob of few cells) whose box is ruled on all four sides, its first or second and its
+    last or last-but-one row and column inked on 1 - p.line_share of the box (a 0 or an 8 is
+    rounder), with a row and a column inside that are not. Read on their own, their rules
+    cross the frame and go as ruled lines."""
+    found = []
+    for b in blobs:
+        if min(b.width, b.height) < max(3, p.fine_cells):
+            continue
+        box = mask[b.y0:b.y1, b.x0:b.x1]
+        rows, cols = box.mean(axis=1) >= 1 - p.line_share, box.mean(axis=0) >= 1 - p.line_share
+        sides = rows[:2].any() and rows[-2:].any() and cols[:2].any() and cols[-2:].any()
+        if sides and not (rows.all() or cols.all()):  # a filled blob has no inside
+            found.append(b)
+    return found
 
 
 def typical_height(heights: list[int], p: Params) -> float:
