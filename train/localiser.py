@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.prefix_steps:
         from . import prefix
 
+        prefix.saw(x, y)
         model.fit(batches(), steps_per_epoch=per_epoch, epochs=args.epochs, verbose=0,
                   callbacks=[prefix.stop_after(args.prefix_steps)])
         return prefix.report("localiser", args.prefix_steps, model, args.out,

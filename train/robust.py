@@ -96,6 +96,10 @@ def fit(model, images: np.ndarray, labels: np.ndarray, *, epochs: int = EPOCHS,
         t0 = time.perf_counter()
         x, y = pools.epoch(rng)
         augment_s = time.perf_counter() - t0
+        if stop is not None and epoch == 0:
+            from . import prefix
+
+            prefix.saw(x, y)
         h = model.fit(x, y, batch_size=batch_size, epochs=epoch + 1, initial_epoch=epoch,
                       validation_data=None if stop else val, verbose=verbose,
                       callbacks=[stop] if stop else None)
