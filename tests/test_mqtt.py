@@ -359,7 +359,7 @@ def test_tls_with_a_self_signed_ca(tmp_path):
                     assert "mqtt: connected to mqtts://localhost" in res.stderr, res.stderr
                     continue
                 failures = [line for line in res.stderr.splitlines() if "cannot reach" in line]
-                assert len(failures) == 1 and wanted in failures[0], res.stderr
+                assert len(failures) == 1 and wanted in failures[0], (url, res.stderr)
                 if "not trusted" in wanted:
                     assert "--mqtt-ca" in failures[0]
         finally:
@@ -383,6 +383,33 @@ def test_a_run_that_ends_before_the_broker_answers_says_so(monkeypatch):
         publisher.reading({"digit": 3})
         publisher.close(timeout=0.1)
     assert said == [f"mqtt: cannot reach mqtt://127.0.0.1:{port}: no answer yet"], said
+
+
+def test_a_probe_too_slow_for_the_end_is_said_once_all_the_same(monkeypatch):
+    """The failed connection's probe runs in a thread; when it has not spoken by the end of a
+    run (a loaded machine), close() probes again itself and says the cause, once: the slow
+    probe is not heard after the end."""
+    import time
+
+    monkeypatch.setattr(mqtt, "PROBE_TIMEOUT", 0.1)  # close() waits 1.2 s for the probe
+    calls: list[float] = []
+
+    def diagnose(*_a: object) -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(2.0)
+            return "the slow probe's cause"
+        return "the cause"
+
+    monkeypatch.setattr(mqtt, "diagnose", diagnose)
+    said: list[str] = []
+    port = free_port()  # nothing listens: paho's connection fails at once
+    publisher = mqtt.Publisher(mqtt.parse_url(f"mqtt://127.0.0.1:{port}"), device="slow",
+                               log=said.append)
+    publisher.start(wait=1.0)
+    publisher.close(timeout=0.1)
+    time.sleep(1.5)  # the slow probe ends
+    assert len(calls) == 2 and said == [f"mqtt: cannot reach mqtt://127.0.0.1:{port}: the cause"], said
 
 
 def test_serve_hands_readings_and_camera_failures_to_the_publisher():

@@ -251,6 +251,8 @@ class Publisher:
         self._state_sent = 0.0  # when the reading was last handed over (for STATE_PERIOD)
         self._connected = False
         self._said: str | None = None  # the last connection state logged
+        self._saying = threading.Lock()  # paho's thread and a probe's may log at once
+        self._quiet = False  # closed: nothing more is said
         self.ca_file = ca_file
         self._diagnosis: threading.Thread | None = None  # a probe of the port, after a failure
         self._ever_connected = False
@@ -335,6 +337,10 @@ class Publisher:
             self._explain(ending=True)  # the run ends before the broker answered: say why
         if self._diagnosis is not None:  # a cause being probed is said before the end
             self._diagnosis.join(2 * PROBE_TIMEOUT + 1)
+        if not self._ever_connected and self._said is None:  # still nothing said: say why now
+            self._explain(ending=True, wait=True)
+        with self._saying:
+            self._quiet = True  # a probe still running would speak after the end
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._wake:
@@ -410,10 +416,12 @@ class Publisher:
         self._explain()
         self._answered.set()
 
-    def _explain(self, ending: bool = False) -> None:
+    def _explain(self, ending: bool = False, wait: bool = False) -> None:
         """Says why the broker cannot be reached (a probe of its port, in a thread of its own
-        so paho's loop goes on), once per cause; `ending`: the run ends with no answer yet."""
-        if self._diagnosis is not None and self._diagnosis.is_alive():
+        so paho's loop goes on), once per cause; `ending`: the run ends with no answer yet;
+        `wait`: probe here and now, and say it unless something was said meanwhile (the run
+        ends: a probe thread that has not spoken yet would be cut short)."""
+        if not wait and self._diagnosis is not None and self._diagnosis.is_alive():
             return
 
         def probe() -> None:
@@ -421,8 +429,12 @@ class Publisher:
             if ending:
                 cause = cause or "no answer yet"
             self._say(f"mqtt: cannot reach {self.broker.describe()}"
-                      + (f": {cause}" if cause else "") + ("" if ending else "; retrying"))
+                      + (f": {cause}" if cause else "") + ("" if ending else "; retrying"),
+                      first=wait)
 
+        if wait:
+            probe()
+            return
         self._diagnosis = threading.Thread(target=probe, name="mqtt-diagnosis", daemon=True)
         self._diagnosis.start()
 
@@ -438,9 +450,12 @@ class Publisher:
             return
         self._say(f"mqtt: lost {self.broker.describe()} ({reason}); reconnecting")
 
-    def _say(self, message: str) -> None:
+    def _say(self, message: str, first: bool = False) -> None:
+        """Log a change of the connection's state (`first`: only when none was said yet)."""
         state = message.split(" (")[0]
-        if state != self._said:
+        with self._saying:
+            if self._quiet or state == self._said or (first and self._said is not None):
+                return
             self._said = state
             self.log(message)
 
