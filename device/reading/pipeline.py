@@ -76,8 +76,8 @@ def cut(image: np.ndarray, multi: bool = False, params: Params = DEFAULT,
     if not blobs:
         return []
     tables = _tables(mask, blobs, multi, p)
-    digits = [d for t in tables for d in _read_part(g, _full(t, factor, g.shape), p, trace, dark,
-                                                    "ruled")]
+    digits = [d for t in tables
+              for d in _read_part(g, _full(t, factor, g.shape), p, trace, dark, table=True)]
     blobs = [b for b in blobs if not any(stages.encloses(t, b) for t in tables)]
     if blobs:
         crop = functools.partial(_crop, g, factor=factor, maps=maps, dark=dark,
@@ -101,7 +101,7 @@ def _read_blobs(g: np.ndarray, blobs: list[Blob], mask: np.ndarray, factor: int,
     when the writing is small for the grid, those of its region read again, finer."""
     finer = _finer(blobs, mask.shape, factor, multi, p)
     if finer is not None:  # writing small for the grid: read its region again, finer
-        return _read_part(g, _full(finer, factor, g.shape), p, trace, dark, "finer")
+        return _read_part(g, _full(finer, factor, g.shape), p, trace, dark)
     rows = _rows(blobs, mask, multi, p)
     if trace is not None:
         trace.add("segment", rows=[len(r) for r in rows])
@@ -147,14 +147,14 @@ def _finer(blobs: list[Blob], shape: tuple[int, int], factor: int, multi: bool,
 
 
 def _read_part(g: np.ndarray, box: tuple[int, int, int, int], p: Params, trace: Trace | None,
-               dark: bool, stage: str) -> list[Digit]:
+               dark: bool, table: bool = False) -> list[Digit]:
     """With multi, the digits of a region of `g` (x, y, width, height) read on their own
-    grid, their boxes in the pixels of `g` (traced as `stage`, the box in those pixels)."""
+    grid, their boxes in the pixels of `g`; `table`: the region is a ruled box (traced as
+    "ruled", else "finer", with the box in those pixels)."""
     x0, y0, w, h = box
     if trace is not None:
-        trace.add(stage, box=[x0, y0, w, h])
-    part = g[y0:y0 + h, x0:x0 + w]
-    return moved(cut(part, True, p, trace, dark, table=stage == "ruled"), x0, y0)
+        trace.add("ruled" if table else "finer", box=[x0, y0, w, h])
+    return moved(cut(g[y0:y0 + h, x0:x0 + w], True, p, trace, dark, table=table), x0, y0)
 
 
 def moved(digits: list[Digit], dx: int, dy: int) -> list[Digit]:
